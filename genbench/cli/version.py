@@ -1,0 +1,12 @@
+"""`genbench version`."""
+
+import typer
+
+import genbench
+from genbench.cli import app
+
+
+@app.command()
+def version() -> None:
+    """Print the genbench version."""
+    typer.echo(genbench.__version__)
