@@ -104,3 +104,24 @@ def test_latent_batchnorm_stats_roundtrip():
     assert torch.allclose(normalized, (z - bias.view(1, 4, 1, 1)) / (var + 1e-4).sqrt(), atol=1e-6)
     # The inverse uses no eps, as upstream.
     assert torch.allclose(bn.denormalize(normalized), normalized * var.sqrt() + bias.view(1, 4, 1, 1))
+
+
+def test_vae_shapes_and_posterior():
+    from genbench.models.vae import DiagonalGaussian, build_vae
+
+    vae = build_vae("tiny-f4d4")
+    posterior, z, recon = vae(torch.rand(2, 3, 32, 32) * 2 - 1)
+    assert z.shape == (2, 4, 8, 8) and recon.shape == (2, 3, 32, 32)
+    moments = torch.cat([torch.full((1, 2, 1, 1), 0.5), torch.tensor([-100.0, 0.0]).view(1, 2, 1, 1)], dim=1)
+    gaussian = DiagonalGaussian(moments)
+    assert gaussian.logvar.flatten().tolist() == [-30.0, 0.0]  # clamped to [-30, 20]
+    expected = 0.5 * ((0.25 + torch.exp(torch.tensor(-30.0)) - 1 + 30) + (0.25 + 1 - 1 - 0))
+    assert gaussian.kl().item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.equal(gaussian.mode(), gaussian.mean)
+
+
+def test_vae_rejects_widths_not_divisible_by_groups():
+    from genbench.models.vae import AutoencoderKL
+
+    with pytest.raises(ValueError, match="GroupNorm"):
+        AutoencoderKL(ch=8, ch_mult=(1, 2), z_channels=4, resolution=32, groups=32)
