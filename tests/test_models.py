@@ -125,3 +125,48 @@ def test_vae_rejects_widths_not_divisible_by_groups():
 
     with pytest.raises(ValueError, match="GroupNorm"):
         AutoencoderKL(ch=8, ch_mult=(1, 2), z_channels=4, resolution=32, groups=32)
+
+
+def test_dinov2_encoder_patch_tokens_and_preprocessing(tmp_path):
+    from transformers import Dinov2Config, Dinov2Model
+
+    from genbench.models.encoders import build_encoder
+
+    torch.manual_seed(0)
+    config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                          patch_size=14, image_size=56)
+    Dinov2Model(config).save_pretrained(tmp_path / "dino")
+    encoder = build_encoder("dinov2-vit-b", resolution=64, weights=tmp_path / "dino")
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    tokens = encoder(images)
+    assert tokens.shape == (2, 16, 32)  # 224 * 64 / 256 = 56 px -> 4 x 4 patches, CLS dropped
+    # Independent recomputation: normalise first, then bicubic resize; final-LN patch tokens.
+    reference = Dinov2Model.from_pretrained(tmp_path / "dino").eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = torch.nn.functional.interpolate((images / 255.0 - mean) / std, size=(56, 56), mode="bicubic")
+    with torch.no_grad():
+        out = reference(pixel_values=x, output_hidden_states=True)
+    final_ln = reference.layernorm(out.hidden_states[-1])  # the final LayerNorm of the last block's output
+    assert torch.allclose(tokens, final_ln[:, 1:], atol=1e-5)
+    assert torch.allclose(encoder(images.float() / 255), tokens, atol=1e-5)  # [0, 1] floats accepted
+
+
+def test_missing_dinov2_weights_name_the_download(tmp_path):
+    from genbench.errors import GenbenchError
+    from genbench.models.encoders import build_encoder
+
+    with pytest.raises(GenbenchError, match="facebook/dinov2-base"):
+        build_encoder("dinov2-vit-b", resolution=256, weights=tmp_path / "nothing")
+
+
+def test_tiny_encoder_grid_and_registry():
+    from genbench.models.encoders import ENCODERS, build_encoder, register_encoder
+
+    encoder = build_encoder("tiny", resolution=32, grid=4, z_dim=16)
+    assert encoder(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 16, 16)
+    register_encoder("test-custom", lambda resolution, weights=None: encoder)
+    try:
+        assert build_encoder("test-custom", resolution=32) is encoder
+    finally:
+        del ENCODERS["test-custom"]
