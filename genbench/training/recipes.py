@@ -1,0 +1,437 @@
+"""The three training recipes: `sit` (vanilla SiT on a frozen VAE), `repa` (+ REPA alignment) and `repae`
+(end-to-end VAE + SiT, REPA-E's train_repae.py).
+
+One `Trainer` holds every module, optimiser and the step; `train_step()` runs one iteration of the recipe
+and `save` / `Trainer.resume` write and read a checkpoint from which training continues exactly (the batch
+stream is a function of the step, and the global RNG state is saved).
+
+REPA-E per step, in this order: encoder tokens of the clean images; VAE forward; VAE update with
+L_REG + 1.5 REPA loss through the frozen SiT in eval mode (stopping after the projector); discriminator
+update; SiT update on z.detach() (the diffusion loss never reaches the VAE) with diffusion + 0.5 REPA, the
+latent BatchNorm on batch statistics; EMA of SiT parameters and buffers. t and eps are shared by both passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from genbench.errors import GenbenchError
+from genbench.models.encoders import build_encoder
+from genbench.models.official import (
+    build_sit_from_config,
+    build_vae_from_config,
+    load_official_vae,
+    load_state_strict,
+    read_latents_stats,
+    read_state_file,
+)
+from genbench.models.sit import SiT
+from genbench.models.vae import DiagonalGaussian
+from genbench.training.data import ImageDataset
+from genbench.training.ema import make_ema, update_ema
+from genbench.training.losses import (
+    DenoisingLoss,
+    HingeDiscriminatorLoss,
+    LinearInterpolant,
+    NLayerDiscriminator,
+    ProjectionLoss,
+    VAERegularizationLoss,
+    build_lpips,
+)
+
+RECIPES = ("sit", "repa", "repae")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved (JSON) in every checkpoint. Defaults are REPA-E's ImageNet-256 recipe."""
+
+    recipe: str = "repae"
+    sit: dict = field(default_factory=lambda: {"name": "SiT-XL/2"})  # registry name + overrides
+    vae: dict | None = field(default_factory=lambda: {"preset": "f8d4"})
+    vae_weights: str | None = None  # REPA-E .pt or diffusers safetensors; None = random init
+    latents_stats: str | None = None  # REPA-E <vae>-latents-stats.pt for the latent BatchNorm
+    latent_norm: str | None = None  # "batchnorm" | "scale" | "none"; None: batchnorm (repae), else scale
+    latent_scale: float = 0.18215
+    encoder: dict | None = field(default_factory=lambda: {"name": "dinov2-vit-b"})  # name, weights, kwargs
+    resolution: int = 256
+    num_classes: int | None = 1000  # None = from the data
+    class_dropout_prob: float = 0.1
+    batch_size: int = 256
+    steps: int = 400_000
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    proj_coeff: float = 0.5  # REPA weight in the SiT loss
+    vae_align_proj_coeff: float = 1.5  # REPA weight in the REPA-E VAE loss
+    perceptual_weight: float = 1.0
+    kl_weight: float = 1e-6
+    gan_weight: float = 0.1
+    lpips: bool = True  # try LPIPS; skipped with a warning when unavailable
+    disc_ndf: int = 64
+    disc_layers: int = 3
+    mixed_precision: str = "no"  # "no" | "bf16"
+    compile: bool = False
+    cache_latents: bool = False  # frozen-VAE recipes: encode every image (and its flip) once
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 50_000
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise GenbenchError(f"{source}: unknown training options {unknown}; valid ones: {sorted(names)}")
+        config = cls(**values)
+        config.betas = tuple(config.betas)
+        if config.recipe not in RECIPES:
+            raise GenbenchError(f"{source}: recipe {config.recipe!r}; use one of {RECIPES}")
+        if config.recipe == "repae" and config.vae is None:
+            raise GenbenchError(f"{source}: the repae recipe trains a VAE; set 'vae'")
+        if config.recipe != "sit" and config.encoder is None:
+            raise GenbenchError(f"{source}: recipe {config.recipe} needs an 'encoder'")
+        if config.mixed_precision not in ("no", "bf16"):
+            raise GenbenchError(f"{source}: mixed_precision must be 'no' or 'bf16'")
+        return config
+
+
+PRESETS: dict[str, dict] = {
+    # REPA-E paper: SiT-XL/2 + E2E SD-VAE (f8d4), 400K steps.
+    "repae-sit-xl-2-f8d4": {"recipe": "repae", "sit": {"name": "SiT-XL/2"}, "vae": {"preset": "f8d4"}},
+    # REPA-E f16d32 (IN-VAE / VA-VAE): SiT-XL/1.
+    "repae-sit-xl-1-f16d32": {"recipe": "repae", "sit": {"name": "SiT-XL/1"}, "vae": {"preset": "f16d32"}},
+    # REPA on frozen SD-VAE, 0.18215 scaling.
+    "repa-sit-xl-2": {"recipe": "repa", "sit": {"name": "SiT-XL/2"}, "vae": {"preset": "f8d4"},
+                      "latent_norm": "scale"},
+    "sit-xl-2": {"recipe": "sit", "sit": {"name": "SiT-XL/2"}, "vae": {"preset": "f8d4"}, "encoder": None,
+                 "latent_norm": "scale"},
+}
+_TINY = {"sit": {"name": "SiT-T/2"}, "vae": {"preset": "tiny-f4d4"}, "encoder": {"name": "tiny", "grid": 4},
+         "resolution": 32, "num_classes": None, "batch_size": 8, "steps": 50, "lpips": False, "disc_ndf": 8,
+         "disc_layers": 2, "log_every": 10, "checkpoint_every": 25, "ema_decay": 0.999}
+PRESETS |= {
+    "tiny-repae": {**_TINY, "recipe": "repae"},
+    "tiny-repa": {**_TINY, "recipe": "repa", "latent_norm": "none"},
+    "tiny-sit": {**_TINY, "recipe": "sit", "encoder": None, "latent_norm": "none"},
+}
+
+
+def to_vae_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> float in [-1, 1] (x / 127.5 - 1)."""
+    return images.float() / 127.5 - 1.0
+
+
+class SiTObjective(nn.Module):
+    """Latent normalisation, interpolation and the SiT pass, as one module so that DDP / torch.compile can
+    wrap it: (z [N, C, h, w] VAE latents, t [N], eps, y) -> (v, target, projected tokens or None)."""
+
+    def __init__(self, sit: SiT):
+        super().__init__()
+        self.sit = sit
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, y: torch.Tensor,
+                align_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        x_t, target = LinearInterpolant.interpolate(self.sit.latent_norm(z), eps, t)
+        if self.sit.projector is None:
+            return self.sit(x_t, t, y), target, None
+        v, projected = self.sit.forward_features(x_t, t, y, align_only=align_only)
+        return v, target, projected
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+class Trainer:
+    """One training run. `on_update(name)` (tests) is called after each backward, before the step."""
+
+    def __init__(self, config: TrainConfig, dataset: ImageDataset, device: str | torch.device = "cpu"):
+        self.rank, self.world = _distributed()
+        self.config, self.dataset, self.device = config, dataset, torch.device(device)
+        self.step = 0
+        self.on_update: Callable[[str], None] | None = None
+        if config.batch_size % self.world:
+            raise GenbenchError(f"batch_size {config.batch_size} is not divisible by {self.world} processes")
+        torch.manual_seed(config.seed + self.rank)
+        self._build_models()
+        self._build_optimisation()
+        caching = config.cache_latents and config.recipe != "repae"
+        self.latent_cache = self._cache_latents() if caching else None
+
+    # ----------------------------------------------------------------- building
+    def _build_models(self) -> None:
+        config = self.config
+        if config.num_classes is None:
+            config.num_classes = self.dataset.num_classes
+        if config.vae is None:
+            raise GenbenchError("config: a VAE is required (latent SiT); set 'vae'")
+        if config.vae_weights:
+            self.vae = load_official_vae(config.vae_weights, config.vae["preset"],
+                                         **{k: v for k, v in config.vae.items() if k != "preset"})
+        else:
+            self.vae = build_vae_from_config(dataclasses.asdict(config))
+        self.encoder = (build_encoder(config.encoder["name"], config.resolution, **{
+            k: v for k, v in config.encoder.items() if k != "name"}) if config.recipe != "sit" else None)
+        norm = config.latent_norm or ("batchnorm" if config.recipe == "repae" else "scale")
+        config.sit = {**config.sit, "input_size": config.resolution // self.vae.downsample_factor,
+                      "in_channels": self.vae.z_channels, "num_classes": config.num_classes,
+                      "class_dropout_prob": config.class_dropout_prob, "latent_norm": norm,
+                      "latent_scale": config.latent_scale,
+                      "z_dim": self.encoder.z_dim if self.encoder is not None else 0}
+        self.sit = build_sit_from_config(dataclasses.asdict(config))
+        if config.latents_stats:
+            if norm != "batchnorm":
+                raise GenbenchError(f"{config.latents_stats}: latents stats need latent_norm 'batchnorm'")
+            self.sit.latent_norm.load_latents_stats(*read_latents_stats(config.latents_stats))
+        self._check_token_grid()
+        self.sit.to(self.device)
+        self.vae.to(self.device)
+        self.encoder = self.encoder.to(self.device) if self.encoder is not None else None
+        self.ema = make_ema(self.sit)
+        if self.world > 1:
+            self.sit = nn.SyncBatchNorm.convert_sync_batchnorm(self.sit)
+        self.objective = SiTObjective(self.sit)
+        self.discriminator = None
+        if config.recipe == "repae":
+            self.discriminator = NLayerDiscriminator(3, config.disc_ndf, config.disc_layers).to(self.device)
+            perceptual = build_lpips() if config.lpips else None
+            self.vae_loss = VAERegularizationLoss(perceptual, config.perceptual_weight, config.kl_weight,
+                                                  config.gan_weight)
+            self.vae_loss.to(self.device)
+        else:
+            self.vae.eval().requires_grad_(False)
+
+    def _check_token_grid(self) -> None:
+        if self.encoder is None:
+            return
+        probe = torch.zeros(1, 3, self.config.resolution, self.config.resolution, dtype=torch.uint8)
+        tokens = self.encoder(probe).shape[1]
+        if tokens != self.sit.grid_size ** 2:
+            raise GenbenchError(f"encoder {self.config.encoder['name']} gives {tokens} tokens but the SiT "
+                                f"has {self.sit.grid_size ** 2}; change the SiT patch or the encoder grid")
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        """DDP under torchrun, torch.compile when asked; the plain module otherwise."""
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        return torch.compile(module) if self.config.compile else module
+
+    def _build_optimisation(self) -> None:
+        config = self.config
+
+        def adamw(module: nn.Module) -> torch.optim.AdamW:
+            return torch.optim.AdamW(module.parameters(), lr=config.lr, betas=config.betas,
+                                     weight_decay=config.weight_decay)
+
+        self.optimizers = {"sit": adamw(self.sit)}
+        self.objective_train = self._wrap(self.objective)
+        if config.recipe == "repae":
+            self.optimizers |= {"vae": adamw(self.vae), "discriminator": adamw(self.discriminator)}
+            self.vae_train = self._wrap(self.vae)
+            self.discriminator_train = self._wrap(self.discriminator)
+        self.interpolant, self.denoising_loss = LinearInterpolant(), DenoisingLoss()
+        self.projection_loss, self.hinge_loss = ProjectionLoss(), HingeDiscriminatorLoss()
+
+    @torch.no_grad()
+    def _cache_latents(self) -> torch.Tensor:
+        """Posterior moments of every image and its flip: [N, 2 (flip), 2C, h, w] on CPU."""
+        moments = []
+        for start in range(0, len(self.dataset), self.config.batch_size):
+            index = torch.arange(start, min(start + self.config.batch_size, len(self.dataset)))
+            per_flip = []
+            for flip in (False, True):
+                images = self.dataset.images_at(index, torch.full((len(index),), flip))
+                posterior = self.vae.encode(to_vae_input(images).to(self.device))
+                per_flip.append(torch.cat([posterior.mean, posterior.logvar], dim=1).cpu())
+            moments.append(torch.stack(per_flip, dim=1))
+        return torch.cat(moments)
+
+    # ----------------------------------------------------------------- training
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.mixed_precision == "bf16")
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This process's share of the global batch of `self.step`: (uint8 images, labels, index, flip)."""
+        index, flip = self.dataset.batch_indices(self.step, self.config.batch_size, self.config.seed)
+        share = slice(self.rank * len(index) // self.world, (self.rank + 1) * len(index) // self.world)
+        index, flip = index[share], flip[share]
+        images = self.dataset.images_at(index, flip).to(self.device)
+        return images, self.dataset.labels[index].to(self.device), index, flip
+
+    def _update(self, name: str, loss: torch.Tensor, module: nn.Module) -> float:
+        """Backward, clip to grad_clip, step, clear grads. Returns the pre-clip gradient norm."""
+        loss.backward()
+        if self.on_update is not None:
+            self.on_update(name)
+        norm = torch.nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip)
+        self.optimizers[name].step()
+        self.optimizers[name].zero_grad(set_to_none=True)
+        return norm.item()
+
+    def _sit_loss(self, v: torch.Tensor, target: torch.Tensor, projected: torch.Tensor | None,
+                  tokens: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        denoise = self.denoising_loss(v, target)
+        if projected is None:
+            return denoise, {"denoise": denoise.item()}
+        proj = self.projection_loss(projected, tokens)
+        return denoise + self.config.proj_coeff * proj, {"denoise": denoise.item(), "proj": proj.item()}
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration of the recipe; returns its losses and gradient norms."""
+        images, labels, index, flip = self.next_batch()
+        if self.config.recipe == "repae":
+            logs = self._repae_step(images, labels)
+        else:
+            logs = self._frozen_vae_step(images, labels, index, flip)
+        update_ema(self.ema, self.sit, self.config.ema_decay)
+        self.step += 1
+        return logs
+
+    def _encoder_tokens(self, images: torch.Tensor) -> torch.Tensor | None:
+        if self.encoder is None:
+            return None
+        with torch.no_grad(), self.autocast():
+            return self.encoder(images).float()
+
+    def _frozen_vae_step(self, images, labels, index, flip) -> dict[str, float]:
+        tokens = self._encoder_tokens(images)
+        with torch.no_grad(), self.autocast():
+            if self.latent_cache is not None:
+                z = DiagonalGaussian(self.latent_cache[index, flip.long()].to(self.device)).sample()
+            else:
+                z = self.vae.encode(to_vae_input(images)).sample()
+        self.sit.train()
+        self.sit.latent_norm.eval()  # frozen-VAE recipes keep the latent statistics fixed
+        t, eps = self.interpolant.sample(z)
+        with self.autocast():
+            v, target, projected = self.objective_train(z, t, eps, labels)
+            loss, logs = self._sit_loss(v, target, projected, tokens)
+        logs["grad_norm"] = self._update("sit", loss, self.sit)
+        return {"loss": loss.item(), **logs}
+
+    def _repae_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        config = self.config
+        tokens = self._encoder_tokens(images)
+        x = to_vae_input(images)
+        self.vae.train()
+        with self.autocast():
+            posterior, z, recon = self.vae_train(x)
+
+        # VAE update: SiT frozen, in eval mode (BN on running stats, no label drop); REPA via the projector.
+        self.sit.eval().requires_grad_(False)
+        self.discriminator.requires_grad_(False)
+        t, eps = self.interpolant.sample(z)
+        with self.autocast():
+            reg, logs = self.vae_loss(x, recon, posterior, self.discriminator)
+            _, _, projected = self.objective(z, t, eps, labels, align_only=True)
+            vae_proj = self.projection_loss(projected, tokens)
+            vae_loss = reg + config.vae_align_proj_coeff * vae_proj
+        logs = {f"vae_{k}": v for k, v in logs.items()} | {"vae_proj": vae_proj.item()}
+        logs["vae_grad_norm"] = self._update("vae", vae_loss, self.vae)
+
+        # Discriminator update on (x, x_hat.detach()).
+        self.discriminator.requires_grad_(True)
+        with self.autocast():
+            d_loss = self.hinge_loss(self.discriminator_train(x), self.discriminator_train(recon.detach()))
+        logs["d_loss"] = d_loss.item()
+        logs["d_grad_norm"] = self._update("discriminator", d_loss, self.discriminator)
+
+        # SiT update on the detached latents; the latent BN uses (and updates) batch statistics.
+        self.sit.train().requires_grad_(True)
+        with self.autocast():
+            v, target, projected = self.objective_train(z.detach(), t, eps, labels)
+            loss, sit_logs = self._sit_loss(v, target, projected, tokens)
+        sit_logs["grad_norm"] = self._update("sit", loss, self.sit)
+        return {"loss": loss.item(), "vae_loss": vae_loss.item(), **sit_logs, **logs}
+
+    # -------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"model": self.sit.state_dict(), "ema": self.ema.state_dict(), "vae": self.vae.state_dict(),
+                "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
+                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+                "config": json.dumps(dataclasses.asdict(self.config)), "step": self.step, "rng": rng}
+
+    def load_state_dict(self, state: dict, source: str | Path) -> None:
+        load_state_strict(self.sit, state["model"], source)
+        load_state_strict(self.ema, state["ema"], source)
+        load_state_strict(self.vae, state["vae"], source)
+        if self.discriminator is not None:
+            load_state_strict(self.discriminator, state["discriminator"], source)
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the checkpoint atomically (temp file, then os.replace); rank 0 only."""
+        path = Path(path)
+        if self.rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def resume(cls, path: str | Path, dataset: ImageDataset, device: str | torch.device = "cpu") -> Trainer:
+        """Rebuild from a checkpoint's config and continue exactly where it stopped."""
+        state = read_state_file(path)
+        if "config" not in state or "optimizers" not in state:
+            raise GenbenchError(f"{path}: not a genbench training checkpoint; start without --resume")
+        config = TrainConfig.from_dict(json.loads(state["config"]), str(path))
+        trainer = cls(config, dataset, device)
+        trainer.load_state_dict(state, path)
+        return trainer
+
+
+def checkpoint_path(out_dir: str | Path, step: int) -> Path:
+    return Path(out_dir) / "checkpoints" / f"{step:07d}.pt"
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    checkpoints = sorted((Path(out_dir) / "checkpoints").glob("*.pt"))
+    return checkpoints[-1] if checkpoints else None
+
+
+def train(trainer: Trainer, steps: int, out_dir: str | Path,
+          log: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+    """Run until global step `steps`, checkpointing every `checkpoint_every` steps and at the end; logs go
+    to `log(step, values)` every `log_every` steps and to out_dir/log.jsonl."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = latest_checkpoint(out_dir)
+    while trainer.step < steps:
+        values = trainer.train_step()
+        if trainer.step % trainer.config.log_every == 0 or trainer.step == steps:
+            if trainer.rank == 0:
+                with open(out_dir / "log.jsonl", "a") as handle:
+                    handle.write(json.dumps({"step": trainer.step, **values}) + "\n")
+            if log is not None:
+                log(trainer.step, values)
+        if trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps:
+            path = trainer.save(checkpoint_path(out_dir, trainer.step))
+    return path

@@ -1,0 +1,191 @@
+"""Tiny CPU tests of the training recipes: gradient isolation, loss decrease, exact resume, caching."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from genbench.errors import GenbenchError
+from genbench.training.data import ImageDataset
+from genbench.training.recipes import PRESETS, TrainConfig, Trainer, latest_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def photo_npz(tmp_path_factory):
+    """32 real-photo crops (skimage's bundled images) at 48 px, 4 classes, as an ADM-style npz."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    rng = np.random.default_rng(0)
+    crops, labels = [], []
+    for label, photo in enumerate(photos):
+        for _ in range(8):
+            top, left = rng.integers(0, photo.shape[0] - 192), rng.integers(0, photo.shape[1] - 192)
+            crops.append(photo[top: top + 192: 4, left: left + 192: 4])  # 48 x 48
+            labels.append(label)
+    path = tmp_path_factory.mktemp("data") / "photos.npz"
+    np.savez(path, arr_0=np.stack(crops).astype(np.uint8), arr_1=np.array(labels))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(photo_npz):
+    return ImageDataset(photo_npz, resolution=32)
+
+
+def tiny_config(recipe: str, **overrides) -> TrainConfig:
+    return TrainConfig.from_dict({**PRESETS[f"tiny-{recipe}"], **overrides})
+
+
+def test_dataset_crops_flips_and_is_a_function_of_step(dataset):
+    assert dataset.images.shape == (32, 3, 32, 32) and dataset.num_classes == 4
+    index, flip = dataset.batch_indices(3, 8, seed=1)
+    again, flip_again = dataset.batch_indices(3, 8, seed=1)
+    assert torch.equal(index, again) and torch.equal(flip, flip_again)
+    assert 0 < flip.sum() < 8 or dataset.batch_indices(4, 8, seed=1)[1].any()
+    first_epoch = torch.cat([dataset.batch_indices(s, 8, seed=1)[0] for s in range(4)])
+    assert sorted(first_epoch.tolist()) == list(range(32))  # each image once per epoch
+    images = dataset.images_at(index, flip)
+    row = int(flip.nonzero()[0]) if flip.any() else 0
+    expected = dataset.images[index[row]].flip(-1) if flip[row] else dataset.images[index[row]]
+    assert torch.equal(images[row], expected)
+
+
+def test_bad_data_path_is_readable_error(tmp_path):
+    with pytest.raises(GenbenchError, match="no such image folder"):
+        ImageDataset(tmp_path / "missing", 32)
+    np.savez(tmp_path / "bad.npz", arr_0=np.zeros((2, 8, 8), dtype=np.float32))
+    with pytest.raises(GenbenchError, match="uint8"):
+        ImageDataset(tmp_path / "bad.npz", 32)
+
+
+def test_bad_config_is_readable_error(dataset):
+    with pytest.raises(GenbenchError, match="unknown training options"):
+        TrainConfig.from_dict({"recipe": "repae", "learning_rate": 1})
+    with pytest.raises(GenbenchError, match="tokens"):
+        Trainer(tiny_config("repa", encoder={"name": "tiny", "grid": 8}), dataset)
+
+
+def test_repae_gradient_isolation(dataset):
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config("repae"), dataset)
+    seen = {}
+
+    def record(phase):
+        seen[phase] = {
+            "sit": [p.grad is not None for p in trainer.sit.parameters()],
+            "projector": [p.grad is not None for p in trainer.sit.projector.parameters()],
+            "vae": [p.grad is not None for p in trainer.vae.parameters()],
+            "disc": [p.grad is not None for p in trainer.discriminator.parameters()],
+        }
+
+    trainer.on_update = record
+    trainer.train_step()
+    assert set(seen) == {"vae", "discriminator", "sit"}
+    # VAE update: the REPA loss reached the VAE through the frozen SiT, but left no gradient on it or on D.
+    assert all(seen["vae"]["vae"]) and not any(seen["vae"]["sit"]) and not any(seen["vae"]["projector"])
+    assert not any(seen["vae"]["disc"])
+    # SiT update on z.detach(): the SiT (and its projector) has gradients, the VAE none.
+    assert all(seen["sit"]["sit"]) and all(seen["sit"]["projector"]) and not any(seen["sit"]["vae"])
+    assert all(seen["discriminator"]["disc"]) and not any(seen["discriminator"]["vae"])
+
+
+def test_repae_vae_step_uses_sit_in_eval_mode_and_bn_trains_in_sit_step(dataset):
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config("repae"), dataset)
+    modes = []
+    trainer.on_update = lambda phase: modes.append((phase, trainer.sit.training))
+    bn = trainer.sit.latent_norm
+    before = bn.running_mean.clone()
+    trainer.train_step()
+    assert modes == [("vae", False), ("discriminator", False), ("sit", True)]
+    assert bn.num_batches_tracked.item() == 1 and not torch.equal(bn.running_mean, before)
+    # EMA follows the BN buffers too (decay 0.999 in the tiny preset).
+    expected = 0.999 * before + 0.001 * bn.running_mean
+    assert torch.allclose(trainer.ema.latent_norm.running_mean, expected, atol=1e-7)
+
+
+def fixed_batch_loss(trainer: Trainer, dataset: ImageDataset) -> float:
+    """The recipe's SiT objective on all images with fixed t and eps (eval mode, posterior mean)."""
+    generator = torch.Generator().manual_seed(123)
+    images, labels = dataset.images, dataset.labels
+    trainer.sit.eval()
+    with torch.no_grad():
+        z = trainer.vae.encode(images.float() / 127.5 - 1).mode()
+        t = torch.rand(len(z), generator=generator)
+        eps = torch.randn(z.shape, generator=generator)
+        v, target, projected = trainer.objective(z, t, eps, labels)
+        tokens = trainer.encoder(images) if trainer.encoder is not None else None
+        loss, _ = trainer._sit_loss(v, target, projected, tokens)
+    return loss.item()
+
+
+@pytest.mark.parametrize("recipe", ["sit", "repa", "repae"])
+def test_fifty_steps_lower_the_loss(dataset, recipe):
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config(recipe, lr=1e-3), dataset)
+    if recipe == "repae":  # a fresh latent BN has mean 0 / var 1: estimate it before measuring
+        trainer.sit.latent_norm.load_latents_stats(*_stats(trainer, dataset))
+    before = fixed_batch_loss(trainer, dataset)
+    logs = [trainer.train_step() for _ in range(50)]
+    after = fixed_batch_loss(trainer, dataset)
+    assert after < 0.95 * before, (before, after)
+    if recipe == "repae":
+        first, last = np.mean([x["vae_l1"] for x in logs[:5]]), np.mean([x["vae_l1"] for x in logs[-5:]])
+        assert last < first, (first, last)
+
+
+def _stats(trainer, dataset):
+    with torch.no_grad():
+        z = trainer.vae.encode(dataset.images.float() / 127.5 - 1).mode()
+    var, mean = z.var(dim=(0, 2, 3)), z.mean(dim=(0, 2, 3))
+    return var.rsqrt(), mean
+
+
+@pytest.mark.parametrize("recipe", ["repae", "repa"])
+def test_resume_equals_uninterrupted(tmp_path, dataset, recipe):
+    overrides = {"steps": 4, "checkpoint_every": 2, "log_every": 1}
+    torch.manual_seed(0)
+    straight = Trainer(tiny_config(recipe, **overrides), dataset)
+    train(straight, 4, tmp_path / "straight")
+    torch.manual_seed(0)
+    first = Trainer(tiny_config(recipe, **overrides), dataset)
+    train(first, 2, tmp_path / "split")
+    torch.manual_seed(999)  # the resumed process starts from an unrelated RNG state
+    resumed = Trainer.resume(latest_checkpoint(tmp_path / "split"), dataset)
+    assert resumed.step == 2
+    train(resumed, 4, tmp_path / "split")
+    for name in ("model", "ema", "vae", "discriminator"):
+        a, b = straight.state_dict()[name], resumed.state_dict()[name]
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
+    log_a = [json.loads(line) for line in open(tmp_path / "straight" / "log.jsonl")]
+    log_b = [json.loads(line) for line in open(tmp_path / "split" / "log.jsonl")]
+    assert log_a == log_b
+
+
+def test_cached_latents_match_online_encoding(dataset):
+    # Trainers share the global RNG, so run one after the other (each reseeds at construction).
+    online = Trainer(tiny_config("repa"), dataset)
+    online_losses = [online.train_step()["loss"] for _ in range(3)]
+    cached = Trainer(tiny_config("repa", cache_latents=True), dataset)
+    assert cached.latent_cache.shape == (32, 2, 8, 8, 8)
+    cached_losses = [cached.train_step()["loss"] for _ in range(3)]
+    assert cached_losses == pytest.approx(online_losses, rel=1e-5)
+
+
+def test_checkpoint_loads_for_sampling(tmp_path, dataset):
+    from genbench.models.official import load_model_checkpoint
+
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config("repae", steps=1), dataset)
+    path = train(trainer, 1, tmp_path)
+    loaded = load_model_checkpoint(path)
+    assert not loaded.sit.training and loaded.vae is not None
+    assert torch.equal(loaded.sit.latent_norm.running_var, trainer.ema.latent_norm.running_var)
+    z = torch.randn(2, 4, 8, 8)
+    y = torch.tensor([0, 4])  # 4 = the null class of the 4-class data
+    assert loaded.sit(z, torch.rand(2), y).shape == z.shape
+    assert loaded.config["recipe"] == "repae" and loaded.config["sit"]["num_classes"] == 4
