@@ -189,3 +189,26 @@ def test_checkpoint_loads_for_sampling(tmp_path, dataset):
     y = torch.tensor([0, 4])  # 4 = the null class of the 4-class data
     assert loaded.sit(z, torch.rand(2), y).shape == z.shape
     assert loaded.config["recipe"] == "repae" and loaded.config["sit"]["num_classes"] == 4
+
+
+@pytest.mark.slow  # three interpreter start-ups
+def test_cli_train_resume_and_errors(tmp_path, photo_npz):
+    import os
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "genbench", "train", *args], capture_output=True,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    common = ["--recipe", "repa", "--preset", "tiny-repa", "--data", str(photo_npz), "--out", str(tmp_path)]
+    first = run(*common, "--steps", "2")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "checkpoints" / "0000002.pt").is_file()
+    again = run(*common, "--steps", "3")
+    assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    resumed = run(*common[:2], *common[4:], "--steps", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed" in resumed.stdout and (tmp_path / "checkpoints" / "0000003.pt").is_file()
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "log.jsonl")]
+    assert steps == [2, 3]  # logged every 10 steps and at the end of each run

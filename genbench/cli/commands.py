@@ -1,3 +1,4 @@
 """Imports every verb module so that each registers its commands on the app."""
 
+import genbench.cli.train  # noqa: F401
 from genbench.cli import version  # noqa: F401

@@ -1,0 +1,101 @@
+"""`genbench train`: run a training recipe (sit, repa, repae) from a JSON config or a named preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from genbench.cli import app
+from genbench.errors import GenbenchError
+
+console = Console()
+
+
+def _load_config(recipe: str, config: Path | None, preset: str | None) -> dict:
+    from genbench.training.recipes import PRESETS
+
+    if (config is None) == (preset is None):
+        raise GenbenchError("genbench train: give exactly one of --config FILE.json or --preset NAME "
+                            f"(presets: {', '.join(sorted(PRESETS))})")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise GenbenchError(f"--preset {preset}: unknown; choose from {', '.join(sorted(PRESETS))}")
+        values = dict(PRESETS[preset])
+    else:
+        try:
+            values = json.loads(config.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise GenbenchError(f"{config}: not a readable JSON training config ({error}); fix it") from error
+        if not isinstance(values, dict):
+            raise GenbenchError(f"{config}: must hold a JSON object of training options")
+    if values.get("recipe", recipe) != recipe:
+        raise GenbenchError(f"{config or preset}: is a {values['recipe']} config but --recipe is {recipe}")
+    return {**values, "recipe": recipe}
+
+
+@app.command()
+def train(
+    recipe: Annotated[str, typer.Option(help="sit | repa | repae")],
+    data: Annotated[Path, typer.Option(help="Image folder or ADM .npz (arr_0 [+ arr_1]).")],
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoints/, log.jsonl.")],
+    config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig options.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Named preset, e.g. tiny-repae.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Train until this global step.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda[:i].")] = "auto",
+) -> None:
+    """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
+    from genbench.training.data import ImageDataset
+    from genbench.training.recipes import TrainConfig, Trainer, latest_checkpoint
+
+    device = _local_device(device)
+    if resume:
+        checkpoint = latest_checkpoint(out)
+        if checkpoint is None:
+            raise GenbenchError(f"{out}: no checkpoints/*.pt to resume from; run without --resume")
+        trainer = Trainer.resume(checkpoint, _dataset(data, checkpoint), device)
+        if trainer.config.recipe != recipe:
+            raise GenbenchError(f"{checkpoint}: is a {trainer.config.recipe} run, not {recipe}")
+        console.print(f"resumed {checkpoint} at step {trainer.step}")
+    else:
+        if out.exists() and latest_checkpoint(out) is not None:
+            raise GenbenchError(f"{out}: already holds checkpoints; pass --resume or choose a new --out")
+        train_config = TrainConfig.from_dict(_load_config(recipe, config, preset), str(config or preset))
+        trainer = Trainer(train_config, ImageDataset(data, train_config.resolution), device)
+    total = steps if steps is not None else trainer.config.steps
+
+    def log(step: int, values: dict[str, float]) -> None:
+        if trainer.rank == 0:
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+            console.print(f"step {step}/{total}  {shown}", highlight=False)
+
+    from genbench.training.recipes import train as run
+
+    path = run(trainer, total, out, log)
+    if trainer.rank == 0:
+        console.print(f"checkpoint: {path}")
+
+
+def _local_device(device: str) -> str:
+    """"auto" picks cuda when available; under torchrun each process takes cuda:LOCAL_RANK."""
+    import os
+
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
+
+
+def _dataset(data: Path, checkpoint: Path):
+    from genbench.models.official import read_state_file
+    from genbench.training.data import ImageDataset
+
+    resolution = json.loads(read_state_file(checkpoint)["config"])["resolution"]
+    return ImageDataset(data, resolution)

@@ -1,0 +1,1 @@
+"""Training recipes (sit, repa, repae), their losses, EMA and data loading."""
