@@ -212,3 +212,61 @@ def test_cli_train_resume_and_errors(tmp_path, photo_npz):
     assert "resumed" in resumed.stdout and (tmp_path / "checkpoints" / "0000003.pt").is_file()
     steps = [json.loads(line)["step"] for line in open(tmp_path / "log.jsonl")]
     assert steps == [2, 3]  # logged every 10 steps and at the end of each run
+
+
+def _sync_bn_worker(rank: int, port: int, z: torch.Tensor, queue) -> None:
+    import torch.distributed as dist
+
+    from genbench.models.latent_norm import LatentBatchNorm
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    bn = LatentBatchNorm(z.shape[1]).train()
+    bn.sync = True
+    local = z[rank * 3: (rank + 1) * 3].clone().requires_grad_(True)
+    out = bn(local)
+    (out * torch.arange(out.numel()).view_as(out).float()).sum().backward()  # position-weighted loss
+    # numpy arrays travel by value; shared-memory tensors would need this process alive until received.
+    tensors = (out, local.grad, bn.running_mean, bn.running_var)
+    queue.put((rank, *(t.detach().numpy().copy() for t in tensors)))
+    dist.destroy_process_group()
+
+
+def test_latent_batchnorm_sync_over_two_gloo_processes_equals_one_big_batch():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from genbench.models.latent_norm import LatentBatchNorm
+
+    torch.manual_seed(0)
+    z = torch.randn(6, 4, 3, 3) * 2 + 1
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_sync_bn_worker, args=(rank, port, z, queue)) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    results = {r[0]: [torch.from_numpy(a) for a in r[1:]] for r in (queue.get(timeout=120) for _ in procs)}
+    for proc in procs:
+        proc.join(timeout=60)
+    # Reference: one process, the whole batch, the summed loss of both ranks.
+    bn = LatentBatchNorm(4).train()
+    full = z.clone().requires_grad_(True)
+    out = bn(full)
+    weights = torch.arange(3 * 4 * 9).view(3, 4, 3, 3).float()
+    (out * torch.cat([weights, weights])).sum().backward()
+    for rank in range(2):
+        out_r, grad_r, mean_r, var_r = results[rank]
+        assert torch.allclose(out_r, out[rank * 3: (rank + 1) * 3].detach(), atol=1e-5)
+        assert torch.allclose(grad_r, full.grad[rank * 3: (rank + 1) * 3], atol=1e-4)
+        assert torch.allclose(mean_r, bn.running_mean, atol=1e-6) and torch.allclose(var_r, bn.running_var)
+
+
+def test_bf16_autocast_step_runs_and_keeps_fp32_weights(dataset):
+    torch.manual_seed(0)
+    trainer = Trainer(tiny_config("repae", mixed_precision="bf16"), dataset)
+    logs = [trainer.train_step() for _ in range(2)]
+    assert all(np.isfinite(v) for log in logs for v in log.values())
+    assert all(p.dtype == torch.float32 for p in trainer.sit.parameters())

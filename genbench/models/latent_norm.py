@@ -13,6 +13,7 @@ Two kinds share one interface, `normalize(z_vae) -> z_sit` and `denormalize(z_si
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 SD_VAE_SCALE = 0.18215
@@ -20,10 +21,38 @@ SD_VAE_SCALE = 0.18215
 
 class LatentBatchNorm(nn.BatchNorm2d):
     """REPA-E's latent BatchNorm. State-dict keys are BatchNorm2d's (`running_mean`, `running_var`,
-    `num_batches_tracked`); train mode normalises with batch statistics, eval mode with running ones."""
+    `num_batches_tracked`); train mode normalises with batch statistics, eval mode with running ones.
+
+    With `sync = True` under torch.distributed, training statistics are those of the global batch (SyncBN,
+    as REPA-E under DDP); unlike nn.SyncBatchNorm this also works on CPU (gloo)."""
 
     def __init__(self, channels: int, eps: float = 1e-4, momentum: float = 0.1):
         super().__init__(channels, eps=eps, momentum=momentum, affine=False, track_running_stats=True)
+        self.sync = False
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        if not (self.training and self.sync and distributed):
+            return super().forward(z)
+        return self._global_batch_norm(z)
+
+    def _global_batch_norm(self, z: torch.Tensor) -> torch.Tensor:
+        """[N, C, H, W] -> normalised with the mean / biased variance over all processes' batches
+        (differentiable all-reduce of per-channel sums); running stats get the unbiased variance."""
+        channels, x = z.shape[1], z.float()
+        local = torch.cat([x.sum(dim=(0, 2, 3)), x.pow(2).sum(dim=(0, 2, 3)),
+                           x.new_tensor([x.numel() / channels])])
+        total = _AllReduceSum.apply(local)
+        count = total[-1]
+        mean = total[:channels] / count
+        var = total[channels: 2 * channels] / count - mean.pow(2)
+        with torch.no_grad():
+            self.running_mean.mul_(1 - self.momentum).add_(mean.detach(), alpha=self.momentum)
+            unbiased = var.detach() * count / (count - 1)
+            self.running_var.mul_(1 - self.momentum).add_(unbiased, alpha=self.momentum)
+            self.num_batches_tracked.add_(1)
+        shape = (1, channels, 1, 1)
+        return ((x - mean.view(shape)) / (var.view(shape) + self.eps).sqrt()).to(z.dtype)
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] VAE latents -> normalised latents (batch stats in train mode)."""
@@ -47,6 +76,22 @@ class LatentBatchNorm(nn.BatchNorm2d):
         """The running stats in REPA-E's file format ({latents_scale, latents_bias}, each [1, C, 1, 1])."""
         return {"latents_scale": self.running_var.rsqrt().view(1, -1, 1, 1).clone(),
                 "latents_bias": self.running_mean.view(1, -1, 1, 1).clone()}
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the gradient of each process's input is the sum of all processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 class FixedScale(nn.Module):

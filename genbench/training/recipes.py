@@ -205,8 +205,8 @@ class Trainer:
         self.vae.to(self.device)
         self.encoder = self.encoder.to(self.device) if self.encoder is not None else None
         self.ema = make_ema(self.sit)
-        if self.world > 1:
-            self.sit = nn.SyncBatchNorm.convert_sync_batchnorm(self.sit)
+        if self.world > 1 and hasattr(self.sit.latent_norm, "sync"):
+            self.sit.latent_norm.sync = True  # SyncBN over the global batch, as REPA-E under DDP
         self.objective = SiTObjective(self.sit)
         self.discriminator = None
         if config.recipe == "repae":
