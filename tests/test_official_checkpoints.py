@@ -136,3 +136,38 @@ def test_diffusers_vae_matches_diffusers_numerically(tmp_path, attention_blocks)
         assert torch.allclose(ours.encode(x).mean, posterior.mean, atol=1e-5)
         assert torch.allclose(ours.encode(x).logvar, posterior.logvar, atol=1e-5)
         assert torch.allclose(ours.decode(posterior.mean), theirs.decode(posterior.mean).sample, atol=1e-5)
+
+
+TINY_XL = {"depth": DEPTH, "hidden_size": D, "num_heads": 2, "encoder_depth": 1, "projector_dim": PROJ,
+           "z_dim": Z, "input_size": 8, "in_channels": C, "num_classes": K}
+
+
+def test_load_official_repae_model_with_its_vae_and_bn_stats(tmp_path):
+    from genbench.models.official import load_official_model
+
+    vae_state = build_vae("tiny-f4d4").state_dict()
+    ema = official_sit_state(projector=True, bn=True)
+    torch.save({"model": ema, "ema": ema, "vae": vae_state, "args": argparse.Namespace(), "steps": 1},
+               tmp_path / "sit-repae.pt")
+    tiny_vae = dict(ch=8, ch_mult=(1, 2, 2), groups=4, num_res_blocks=1, resolution=32)
+    loaded = load_official_model("sit-repae-sdvae", tmp_path / "sit-repae.pt", sit_overrides=TINY_XL,
+                                 vae_overrides=tiny_vae)
+    assert torch.equal(loaded.sit.latent_norm.running_mean, ema["bn.running_mean"])
+    key = "decoder.conv_out.weight"
+    assert torch.equal(loaded.vae.state_dict()[key], vae_state[key])
+    assert not loaded.sit.training and not loaded.vae.training
+    # Separately released latents stats take precedence over the checkpoint's BN buffers.
+    torch.save({"latents_scale": torch.full((1, C, 1, 1), 0.5), "latents_bias": torch.ones(1, C, 1, 1)},
+               tmp_path / "stats.pt")
+    loaded = load_official_model("sit-repae-sdvae", tmp_path / "sit-repae.pt", sit_overrides=TINY_XL,
+                                 vae_overrides=tiny_vae, latents_stats=tmp_path / "stats.pt")
+    assert torch.equal(loaded.sit.latent_norm.running_var, torch.full((C,), 4.0))
+
+
+def test_load_official_sit_without_vae_names_the_download(tmp_path):
+    from genbench.models.official import load_official_model
+
+    torch.save(official_sit_state(projector=False, learn_sigma=True), tmp_path / "SiT-XL-2-256.pt")
+    with pytest.raises(GenbenchError, match="sd-vae-ft-ema"):
+        load_official_model("sit-xl-2-256", tmp_path / "SiT-XL-2-256.pt",
+                            sit_overrides={**TINY_XL, "z_dim": 0})

@@ -185,6 +185,57 @@ class LoadedModel:
     config: dict
 
 
+# Official models: how to build the SiT (registry name + overrides) and which VAE preset decodes its latents.
+OFFICIAL_MODELS: dict[str, dict] = {
+    "sit-repae-sdvae": {"sit": {"name": "SiT-XL/2", "z_dim": 768, "latent_norm": "batchnorm"}, "vae": "f8d4"},
+    "sit-repae-invae": {"sit": {"name": "SiT-XL/1", "in_channels": 32, "input_size": 16, "z_dim": 768,
+                                "latent_norm": "batchnorm"}, "vae": "f16d32"},
+    "sit-repae-vavae": {"sit": {"name": "SiT-XL/1", "in_channels": 32, "input_size": 16, "z_dim": 768,
+                                "latent_norm": "batchnorm"}, "vae": "f16d32"},
+    "repa-sit-xl-2": {"sit": {"name": "SiT-XL/2", "z_dim": 768, "latent_norm": "scale"}, "vae": "f8d4"},
+    "sit-xl-2-256": {"sit": {"name": "SiT-XL/2", "z_dim": 0, "learn_sigma": True, "latent_norm": "scale"},
+                     "vae": "f8d4"},
+}
+
+
+def load_official_model(name: str, sit_path: str | Path, vae_path: str | Path | None = None,
+                        latents_stats: str | Path | None = None, sit_overrides: dict | None = None,
+                        vae_overrides: dict | None = None) -> LoadedModel:
+    """An official SiT checkpoint plus its VAE, ready to sample (EMA weights, eval mode).
+
+    The VAE comes from `vae_path` (REPA-E .pt or diffusers safetensors) or, for REPA-E checkpoints that
+    carry one, from their "vae" entry. For REPA-E the latent BatchNorm statistics come from the checkpoint's
+    EMA (`bn.*`) or, if given, from `latents_stats` (<vae>-latents-stats.pt), which then take precedence.
+    """
+    if name not in OFFICIAL_MODELS:
+        raise GenbenchError(f"unknown official model {name!r}; choose from {sorted(OFFICIAL_MODELS)}")
+    spec = OFFICIAL_MODELS[name]
+    sit_config = {**spec["sit"], **(sit_overrides or {})}
+    checkpoint = read_state_file(sit_path)
+    sit = build_sit(sit_config.pop("name"), **sit_config)
+    state = sit_state_from_official(checkpoint)
+    if sit_config.get("latent_norm") == "batchnorm" and "latent_norm.running_mean" not in state:
+        state |= {f"latent_norm.{k}": v for k, v in sit.latent_norm.state_dict().items()}
+        if latents_stats is None:
+            raise GenbenchError(f"{sit_path}: holds no latent BatchNorm statistics; pass the VAE's "
+                                "-latents-stats.pt file")
+    load_state_strict(sit, state, sit_path)
+    if latents_stats is not None:
+        sit.latent_norm.load_latents_stats(*read_latents_stats(latents_stats))
+    vae = build_vae(spec["vae"], **(vae_overrides or {}))
+    if vae_path is not None:
+        vae_state, vae_source = read_state_file(vae_path), vae_path
+    elif isinstance(checkpoint.get("vae"), dict) and checkpoint["vae"]:
+        vae_state, vae_source = checkpoint["vae"], sit_path
+    else:
+        raise GenbenchError(f"{sit_path}: carries no VAE; pass the VAE file ({spec['vae']}), e.g. "
+                            f"{OFFICIAL_SOURCES.get('e2e-sdvae')} or {OFFICIAL_SOURCES['sd-vae-ft-ema']}")
+    load_state_strict(vae, vae_state_from_official(vae_state, len(vae.encoder.down)), vae_source)
+    config = {"official": name, "sit": {**spec["sit"], **(sit_overrides or {})},
+              "vae": {"preset": spec["vae"], **(vae_overrides or {})}}
+    return LoadedModel(sit.eval(), vae.eval(), config)
+
+
 def build_sit_from_config(config: dict) -> SiT:
     """config["sit"] = {"name": registry name, **overrides} -> fresh SiT."""
     sit_config = dict(config["sit"])
