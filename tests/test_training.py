@@ -52,6 +52,28 @@ def test_dataset_crops_flips_and_is_a_function_of_step(dataset):
     assert torch.equal(images[row], expected)
 
 
+def test_image_folder_classes_and_adm_centre_crop(tmp_path, photo_npz):
+    from PIL import Image
+
+    from genbench.training.data import center_crop_arr
+
+    photos = np.load(photo_npz)["arr_0"]
+    for i, name in enumerate(["b_class", "a_class", "a_class"]):
+        (tmp_path / name).mkdir(exist_ok=True)
+        Image.fromarray(photos[i][:, :40]).save(tmp_path / name / f"{i}.png")  # 48 x 40, not square
+    (tmp_path / "a_class" / "notes.txt").write_text("not an image")
+    folder = ImageDataset(tmp_path, resolution=32)
+    assert folder.images is None and len(folder) == 3 and folder.num_classes == 2
+    assert folder.labels.tolist() == [0, 0, 1]  # sorted class folders: a_class = 0, b_class = 1
+    decoded = folder.images_at(torch.tensor([2]), torch.tensor([False]))[0]
+    # ADM centre crop by hand: BICUBIC resize of the short side (40 -> 32), then the central 32 rows.
+    image = Image.fromarray(photos[0][:, :40]).resize((32, round(48 * 32 / 40)), resample=Image.BICUBIC)
+    top = (image.size[1] - 32) // 2
+    assert torch.equal(decoded, torch.from_numpy(np.array(image)[top: top + 32]).permute(2, 0, 1))
+    big = np.zeros((130, 70, 3), dtype=np.uint8)
+    assert center_crop_arr(Image.fromarray(big), 32).shape == (32, 32, 3)  # BOX halving path
+
+
 def test_bad_data_path_is_readable_error(tmp_path):
     with pytest.raises(GenbenchError, match="no such image folder"):
         ImageDataset(tmp_path / "missing", 32)

@@ -34,26 +34,35 @@ def center_crop_arr(image: Image.Image, size: int) -> np.ndarray:
 
 
 class ImageDataset:
-    """All images centre-cropped to `resolution`, in memory as uint8 [N, 3, R, R], with int64 labels."""
+    """Training images centre-cropped to `resolution` with int64 labels. An .npz is held in memory as uint8
+    [N, 3, R, R] (`self.images`); a folder is decoded on demand (`self.images` is None), so ImageNet-sized
+    folders need no memory up front."""
 
     def __init__(self, path: str | Path, resolution: int):
         path = Path(path)
+        self.source, self.resolution = path, resolution
+        self.images: torch.Tensor | None = None
+        self.files: list[Path] = []
         if path.suffix == ".npz" and path.is_file():
             arrays, labels = self._read_npz(path)
+            if len(arrays):
+                crops = np.stack([self._crop(a) for a in arrays])
+                self.images = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
         elif path.is_dir():
-            arrays, labels = self._read_folder(path, resolution)
+            self.files, labels = self._list_folder(path)
         else:
             raise GenbenchError(f"{path}: no such image folder or .npz; pass --data a folder of images or an "
                                 "ADM .npz")
-        if len(arrays) == 0:
+        if len(labels) == 0:
             raise GenbenchError(f"{path}: contains no images ({', '.join(sorted(IMAGE_SUFFIXES))} or arr_0)")
-        images = np.stack([a if a.shape[:2] == (resolution, resolution)
-                           else center_crop_arr(Image.fromarray(a), resolution) for a in arrays])
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.num_classes = int(self.labels.max()) + 1
-        self.source = path
         self._permutations: dict[int, torch.Tensor] = {}
+
+    def _crop(self, array: np.ndarray) -> np.ndarray:
+        if array.shape[:2] == (self.resolution, self.resolution):
+            return array
+        return center_crop_arr(Image.fromarray(array), self.resolution)
 
     @staticmethod
     def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -67,20 +76,29 @@ class ImageDataset:
         return images, labels
 
     @staticmethod
-    def _read_folder(root: Path, resolution: int) -> tuple[list[np.ndarray], list[int]]:
+    def _list_folder(root: Path) -> tuple[list[Path], list[int]]:
+        """Class subfolders in sorted order give labels 0..K-1; images directly in `root` get label 0."""
         classes = sorted(p for p in root.iterdir() if p.is_dir())
         groups = [(i, sorted(c.iterdir())) for i, c in enumerate(classes)] or [(0, sorted(root.iterdir()))]
-        arrays, labels = [], []
-        for label, files in groups:
-            for file in files:
+        files, labels = [], []
+        for label, members in groups:
+            for file in members:
                 if file.suffix.lower() in IMAGE_SUFFIXES:
-                    with Image.open(file) as image:
-                        arrays.append(center_crop_arr(image.convert("RGB"), resolution))
+                    files.append(file)
                     labels.append(label)
-        return arrays, labels
+        return files, labels
+
+    def _decode(self, i: int) -> torch.Tensor:
+        try:
+            with Image.open(self.files[i]) as image:
+                array = center_crop_arr(image.convert("RGB"), self.resolution)
+        except OSError as error:
+            raise GenbenchError(f"{self.files[i]}: unreadable image ({error}); remove or replace it") \
+                from error
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.labels)
 
     def batch_indices(self, step: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of global step `step`: (image index int64 [B], h-flip bool [B]). Epochs are consecutive
@@ -94,7 +112,10 @@ class ImageDataset:
 
     def images_at(self, index: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
         """uint8 [B, 3, R, R] for the given rows, flipped where `flip`."""
-        images = self.images[index]
+        if self.images is not None:
+            images = self.images[index]
+        else:
+            images = torch.stack([self._decode(int(i)) for i in index])
         return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
     def _permutation(self, epoch: int, seed: int) -> torch.Tensor:
