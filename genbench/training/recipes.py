@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,8 @@ class Trainer:
         self.on_update: Callable[[str], None] | None = None
         if config.batch_size % self.world:
             raise GenbenchError(f"batch_size {config.batch_size} is not divisible by {self.world} processes")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         torch.manual_seed(config.seed + self.rank)
         self._build_models()
         self._build_optimisation()
@@ -364,14 +367,24 @@ class Trainer:
         return {"loss": loss.item(), "vae_loss": vae_loss.item(), **sit_logs, **logs}
 
     # -------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict:
+    def _rng_states(self) -> list[dict]:
+        """Every process's RNG state (gathered under DDP), so that a resumed run draws the same numbers."""
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world == 1:
+            return [rng]
+        gathered: list = [None] * self.world
+        dist.all_gather_object(gathered, {k: v.cpu() for k, v in rng.items()})
+        return gathered
+
+    def state_dict(self) -> dict:
+        """The full training state (collective under DDP: every process must call it)."""
         return {"model": self.sit.state_dict(), "ema": self.ema.state_dict(), "vae": self.vae.state_dict(),
                 "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-                "config": json.dumps(dataclasses.asdict(self.config)), "step": self.step, "rng": rng}
+                "config": json.dumps(dataclasses.asdict(self.config)), "step": self.step,
+                "rng": self._rng_states()}
 
     def load_state_dict(self, state: dict, source: str | Path) -> None:
         load_state_strict(self.sit, state["model"], source)
@@ -382,17 +395,23 @@ class Trainer:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         self.step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        rngs = state["rng"]
+        if len(rngs) != self.world:
+            warnings.warn(f"{source}: saved by {len(rngs)} processes, resumed by {self.world}; random draws "
+                          "will differ from an uninterrupted run", stacklevel=2)
+        rng = rngs[self.rank % len(rngs)]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint atomically (temp file, then os.replace); rank 0 only."""
         path = Path(path)
+        state = self.state_dict()
         if self.rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            torch.save(self.state_dict(), tmp)
+            torch.save(state, tmp)
             os.replace(tmp, path)
         return path
 
