@@ -1,0 +1,90 @@
+"""The metric registry: each metric names the extractor feature it reads and whether it needs Gaussian
+statistics or the kept feature rows, so an evaluation extracts each feature set once for all metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from metrics.frechet import frechet_distance
+from metrics.inception_score import inception_score
+from metrics.kid import kernel_inception_distance
+from metrics.precision_recall import precision_recall
+
+
+@dataclass
+class FeatureSide:
+    """What a metric may read of one side (samples or reference), per extractor feature name."""
+
+    gaussians: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mean, covariance)
+    rows: dict[str, torch.Tensor] = field(default_factory=dict)  # [N, d], sample order
+
+    def gaussian(self, feature: str) -> tuple[np.ndarray, np.ndarray]:
+        if feature not in self.gaussians:
+            raise ValueError(f"no mean/covariance for feature '{feature}'")
+        return self.gaussians[feature]
+
+    def features(self, feature: str) -> torch.Tensor:
+        if feature not in self.rows:
+            raise ValueError(f"no kept feature rows for feature '{feature}'")
+        return self.rows[feature]
+
+
+Options = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """name: registry key; feature: extractor output read; uses: "stats" or "rows" on each side it reads;
+    reference: whether a reference side is needed; min_samples(options): rows needed per side."""
+
+    name: str
+    feature: str
+    uses: str
+    reference: bool
+    compute: Callable[[FeatureSide, FeatureSide | None, Options], dict[str, float]]
+    min_samples: Callable[[Options], int] = lambda options: 2
+
+
+def _fid(sample: FeatureSide, ref: FeatureSide | None, options: Options, feature: str, key: str) -> dict:
+    assert ref is not None
+    mu1, sigma1 = sample.gaussian(feature)
+    mu2, sigma2 = ref.gaussian(feature)
+    return {key: frechet_distance(mu1, sigma1, mu2, sigma2)}
+
+
+def _is(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict:
+    mean, std = inception_score(sample.features("logits"), split_size=options.get("is_split_size", 5000))
+    return {"is": mean, "is_std": std}
+
+
+def _pr(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict:
+    assert ref is not None
+    precision, recall = precision_recall(
+        ref.features("pool"), sample.features("pool"), k=options.get("pr_k", 3),
+        device=options.get("device"),
+    )
+    return {"precision": precision, "recall": recall}
+
+
+def _kid(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict:
+    assert ref is not None
+    mean, std = kernel_inception_distance(
+        sample.features("pool"), ref.features("pool"),
+        num_subsets=options.get("kid_subsets", 100), subset_size=options.get("kid_subset_size", 1000),
+        seed=options.get("seed", 2020),
+    )
+    return {"kid": mean, "kid_std": std}
+
+
+METRICS: dict[str, Metric] = {
+    "fid": Metric("fid", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fid")),
+    "sfid": Metric("sfid", "spatial", "stats", True, lambda s, r, o: _fid(s, r, o, "spatial", "sfid")),
+    "is": Metric("is", "logits", "rows", False, _is, lambda o: 1),
+    "pr": Metric("pr", "pool", "rows", True, _pr, lambda o: o.get("pr_k", 3) + 1),
+    "kid": Metric("kid", "pool", "rows", True, _kid, lambda o: o.get("kid_subset_size", 1000)),
+}
