@@ -84,16 +84,6 @@ def sit_state_from_official(checkpoint: dict, use_ema: bool = True) -> dict[str,
     return renamed
 
 
-def sit_state_to_repae(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Inverse of `sit_state_from_official` for REPA-E-style exports."""
-    renamed = {}
-    for key, value in state.items():
-        key = re.sub(r"^projector\.", "projectors.0.", key)
-        key = re.sub(r"^latent_norm\.", "bn.", key)
-        renamed[key] = value
-    return renamed
-
-
 #################################################################################
 #                                    VAE maps                                    #
 #################################################################################
