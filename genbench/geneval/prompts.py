@@ -10,6 +10,7 @@ seed 43 gives GenEval's own 553 prompts; any other seed gives a fresh suite in t
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -71,16 +72,18 @@ def _counting(rng: np.random.Generator, classes: tuple[str, ...], max_count: int
 
 
 def _non_person(rng: np.random.Generator, classes: tuple[str, ...], size: int | None = None):
-    """Class indices drawn from every class but "person" (no "a red person" prompts)."""
+    """Class indices for colour prompts: every class but "person" when it is one (no "a red person")."""
+    if "person" not in classes:
+        return rng.choice(len(classes), size=size, replace=False)
     person = classes.index("person")
     if size is None:
         return (rng.choice(len(classes) - 1) + 1 + person) % len(classes)
     return (rng.choice(len(classes) - 1, size=size, replace=False) + 1 + person) % len(classes)
 
 
-def _colors(rng: np.random.Generator, classes: tuple[str, ...]) -> dict:
+def _colors(rng: np.random.Generator, classes: tuple[str, ...], colors: tuple[str, ...]) -> dict:
     i = _non_person(rng, classes)
-    color = COLORS[rng.choice(len(COLORS))]
+    color = colors[rng.choice(len(colors))]
     return {"tag": "colors", "include": [{"class": classes[i], "count": 1, "color": color}],
             "prompt": f"a photo of {with_article(color)} {classes[i]}"}
 
@@ -95,25 +98,30 @@ def _position(rng: np.random.Generator, classes: tuple[str, ...]) -> dict:
             "prompt": f"a photo of {with_article(classes[a])} {relation} {with_article(classes[b])}"}
 
 
-def _color_attr(rng: np.random.Generator, classes: tuple[str, ...]) -> dict:
+def _color_attr(rng: np.random.Generator, classes: tuple[str, ...], colors: tuple[str, ...]) -> dict:
     a, b = _non_person(rng, classes, size=2)
-    ca, cb = rng.choice(len(COLORS), size=2, replace=False)
+    ca, cb = rng.choice(len(colors), size=2, replace=False)
     return {"tag": "color_attr",
-            "include": [{"class": classes[a], "count": 1, "color": COLORS[ca]},
-                        {"class": classes[b], "count": 1, "color": COLORS[cb]}],
-            "prompt": f"a photo of {with_article(COLORS[ca])} {classes[a]} and "
-                      f"{with_article(COLORS[cb])} {classes[b]}"}
+            "include": [{"class": classes[a], "count": 1, "color": colors[ca]},
+                        {"class": classes[b], "count": 1, "color": colors[cb]}],
+            "prompt": f"a photo of {with_article(colors[ca])} {classes[a]} and "
+                      f"{with_article(colors[cb])} {classes[b]}"}
 
 
-def generate_suite(seed: int = GENEVAL_SEED, per_task: int = 100,
-                   classes: tuple[str, ...] = CLASSES) -> list[dict]:
+def generate_suite(seed: int = GENEVAL_SEED, per_task: int = 100, classes: tuple[str, ...] = CLASSES,
+                   colors: tuple[str, ...] = COLORS) -> list[dict]:
     """All single-object prompts, then `per_task` draws of each other task, duplicates dropped (first kept).
-
-    `classes` must contain "person" (it is left out of colour prompts)."""
+    Other `classes` / `colors` (a subset of GenEval's colours) make suites for synthetic worlds."""
+    if not set(colors) <= set(COLORS):
+        raise GenbenchError(f"colours {sorted(set(colors) - set(COLORS))}: not GenEval colours "
+                            f"({', '.join(COLORS)})")
     rng = np.random.default_rng(seed)
     records = _single_objects(rng, classes)
-    for draw in (_two_object, _counting, _colors, _position, _color_attr):
-        records += [draw(rng, classes) for _ in range(per_task)]
+    draws = (partial(_two_object, rng, classes), partial(_counting, rng, classes),
+             partial(_colors, rng, classes, colors), partial(_position, rng, classes),
+             partial(_color_attr, rng, classes, colors))
+    for draw in draws:
+        records += [draw() for _ in range(per_task)]
     unique, seen = [], set()
     for record in records:
         key = json.dumps(record, sort_keys=True)
