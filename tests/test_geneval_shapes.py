@@ -25,7 +25,8 @@ def test_detector_recovers_world_ground_truth():
         assert sorted(d.label for d in found) == sorted(o.kind for o in truth.objects)
         assert colors(image, found, "") == [truth.objects[0].color] * truth.count
         # truth boxes include pixels with any sub-sample coverage; faint edges fall below the saturation cut
-        gaps = np.abs(np.array([d.box for d in found])[:, None] - np.array([o.box for o in truth.objects])[None])
+        found_boxes, true_boxes = np.array([d.box for d in found]), np.array([o.box for o in truth.objects])
+        gaps = np.abs(found_boxes[:, None] - true_boxes[None])
         assert (gaps.max(axis=-1).min(axis=0) <= 1).all()
 
 
