@@ -1,0 +1,112 @@
+"""Regression checks: compare a results file with a stored leaderboard row, metric by metric, in the
+direction that counts as better (lower FID, higher IS), within absolute or relative tolerances."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from genbench.errors import GenbenchError
+from genbench.leaderboard import metric_direction, read_board
+from genbench.results import load_results
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse a metric may get: `value` in the metric's units, or a fraction of the baseline."""
+
+    value: float
+    relative: bool = False
+
+    def allowed(self, baseline: float) -> float:
+        return self.value * abs(baseline) if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
+
+
+# Bounded metrics get absolute tolerances; unbounded ones (FID, IS, ...) a relative one.
+DEFAULT_TOLERANCES = {"precision": Tolerance(0.02), "recall": Tolerance(0.02), "ssim": Tolerance(0.01),
+                      "lpips": Tolerance(0.01), "probe": Tolerance(0.5)}
+DEFAULT_RELATIVE = Tolerance(0.02, relative=True)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    baseline: float
+    current: float
+    tolerance: Tolerance
+    verdict: str  # "better", "equal", "within tolerance" or "regression"
+
+    @property
+    def delta(self) -> float:
+        return self.current - self.baseline
+
+
+def parse_tolerances(text: str | None) -> dict[str, Tolerance]:
+    """`fid=0.5,is=2%` -> {"fid": Tolerance(0.5), "is": Tolerance(0.02, relative=True)}."""
+    tolerances: dict[str, Tolerance] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
+            raise GenbenchError(f"--tol {item!r}: write METRIC=VALUE or METRIC=PERCENT%, e.g. fid=0.5,is=2%")
+        if metric_direction(name) is None:
+            raise GenbenchError(f"--tol {name}: unknown metric (no better/worse direction known)")
+        relative = value.endswith("%")
+        try:
+            number = float(value.rstrip("%"))
+        except ValueError as error:
+            raise GenbenchError(f"--tol {item!r}: {value!r} is not a number") from error
+        if not math.isfinite(number) or number < 0:
+            raise GenbenchError(f"--tol {item!r}: a tolerance is a finite number >= 0")
+        tolerances[name] = Tolerance(number / 100 if relative else number, relative)
+    return tolerances
+
+
+def verdict(metric: str, baseline: float, current: float, tolerance: Tolerance) -> str:
+    worse_by = (current - baseline) * -metric_direction(metric)  # > 0 means worse
+    if worse_by > tolerance.allowed(baseline):
+        return "regression"
+    if worse_by == 0:
+        return "equal"
+    return "better" if worse_by < 0 else "within tolerance"
+
+
+def baseline_row(board_path: str | Path, row: str) -> pd.Series:
+    """The row named `row`; when a name repeats (a board appended over time) the last one is the newest."""
+    board = read_board(board_path)
+    matches = board[board["name"] == row]
+    if matches.empty:
+        names = ", ".join(board["name"].astype(str).tolist()[:20])
+        raise GenbenchError(f"{board_path}: no row named '{row}' (rows: {names})")
+    return matches.iloc[-1]
+
+
+def compare(results_path: str | Path, board_path: str | Path, row: str,
+            tolerances: dict[str, Tolerance] | None = None) -> list[Comparison]:
+    """One comparison per metric that has a direction and a value on both sides."""
+    metrics = load_results(results_path)["metrics"]
+    baseline = baseline_row(board_path, row)
+    tolerances = tolerances or {}
+    comparisons = []
+    for metric, current in metrics.items():
+        if metric_direction(metric) is None or metric not in baseline.index or pd.isna(baseline[metric]):
+            continue
+        reference = float(baseline[metric])
+        tolerance = tolerances.get(metric, DEFAULT_TOLERANCES.get(metric, DEFAULT_RELATIVE))
+        comparisons.append(Comparison(metric, reference, float(current), tolerance,
+                                      verdict(metric, reference, float(current), tolerance)))
+    missing = [m for m in tolerances if m not in {c.metric for c in comparisons}]
+    if missing:
+        raise GenbenchError(f"--tol names {', '.join(missing)}, which {results_path} and row '{row}' of "
+                            f"{board_path} do not both have")
+    if not comparisons:
+        raise GenbenchError(f"{results_path} and row '{row}' of {board_path} share no metric to compare")
+    return comparisons
