@@ -1,5 +1,9 @@
 """Imports every verb module so that each registers its commands on the app."""
 
+import genbench.cli.eval  # noqa: F401
+import genbench.cli.geneval  # noqa: F401
 import genbench.cli.leaderboard  # noqa: F401
+import genbench.cli.ref  # noqa: F401
+import genbench.cli.sample  # noqa: F401
 import genbench.cli.train  # noqa: F401
 from genbench.cli import version  # noqa: F401

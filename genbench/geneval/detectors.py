@@ -98,10 +98,10 @@ class Mask2FormerDetector:
 
 def load_mask2former(weights: str | Path | None = None, device: str = "cpu") -> Mask2FormerDetector:
     """A local copy of `facebook/mask2former-swin-small-coco-instance` (or any COCO instance Mask2Former)."""
-    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
-
     path = local_model_dir("mask2former-swin-small-coco-instance", weights,
                            "facebook/mask2former-swin-small-coco-instance")
+    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+
     model = Mask2FormerForUniversalSegmentation.from_pretrained(path, local_files_only=True)
     processor = Mask2FormerImageProcessor.from_pretrained(path, local_files_only=True)
     return Mask2FormerDetector(model, processor, device)
@@ -142,9 +142,9 @@ def owlv2_queries(classes: tuple[str, ...] = CLASSES) -> list[str]:
 
 def load_owlv2(weights: str | Path | None = None, device: str = "cpu") -> Owlv2Detector:
     """A local copy of `google/owlv2-base-patch16-ensemble` (model, image processor and tokenizer files)."""
+    path = local_model_dir("owlv2-base-patch16-ensemble", weights, "google/owlv2-base-patch16-ensemble")
     from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-    path = local_model_dir("owlv2-base-patch16-ensemble", weights, "google/owlv2-base-patch16-ensemble")
     model = Owlv2ForObjectDetection.from_pretrained(path, local_files_only=True)
     processor = Owlv2Processor.from_pretrained(path, local_files_only=True)
     length = model.config.text_config.max_position_embeddings

@@ -1,0 +1,125 @@
+"""`genbench geneval prompts|score`: GenEval prompt suites and GenEval-rule scoring of an image folder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genbench.cli import app
+from genbench.cli.progress import progress_bar
+from genbench.errors import GenbenchError
+
+geneval_app = typer.Typer(no_args_is_help=True, help="GenEval-style object checks for text-to-image models.")
+app.add_typer(geneval_app, name="geneval")
+
+DETECTORS = ("mask2former", "owlv2", "shapes")
+
+
+@geneval_app.command("prompts")
+def prompts_command(
+    out: Path = typer.Option(..., help="Folder for evaluation_metadata.jsonl, generation_prompts.txt and "
+                                       "GenEval's <NNNNN>/metadata.jsonl + samples/ layout."),
+    seed: int = typer.Option(43, help="Generator seed; 43 reproduces GenEval's own 553 prompts."),
+    per_task: int = typer.Option(100, min=1, help="Draws per task (single_object takes every class)."),
+    world: str = typer.Option("coco", help="coco (GenEval's 80 classes) or shapes (the miniature world)."),
+    metadata: Path | None = typer.Option(None, help="Use GenEval's evaluation_metadata.jsonl instead."),
+) -> None:
+    """Write a prompt suite (4 images per prompt go in <NNNNN>/samples/0000.png ... 0003.png)."""
+    from genbench.geneval.prompts import IMAGES_PER_PROMPT, generate_suite, load_metadata, write_suite
+
+    if metadata is not None:
+        records = load_metadata(metadata)
+    elif world == "coco":
+        records = generate_suite(seed, per_task)
+    elif world == "shapes":
+        from genbench.geneval.shapes import shapes_suite
+
+        records = shapes_suite(seed, per_task)
+    else:
+        raise GenbenchError(f"--world {world}: unknown; choose coco or shapes")
+    write_suite(records, out)
+    Console().print(f"{len(records)} prompts x {IMAGES_PER_PROMPT} images -> {out}", highlight=False)
+
+
+def _build_checks(detector: str, weights: Path | None, clip_weights: Path | None, device: str):
+    """(detector, colour classifier) for a detector name; weights are read from local files only."""
+    if detector == "shapes":
+        from genbench.geneval.shapes import ShapesDetector, shapes_color_classifier
+
+        return ShapesDetector(), shapes_color_classifier()
+    from genbench.geneval.colors import load_clip_color_classifier
+    from genbench.geneval.detectors import load_mask2former, load_owlv2
+
+    if detector == "mask2former":
+        found = load_mask2former(weights, device)
+    elif detector == "owlv2":
+        found = load_owlv2(weights, device)
+    else:
+        raise GenbenchError(f"--detector {detector}: unknown; choose from {', '.join(DETECTORS)}")
+    return found, load_clip_color_classifier(clip_weights, device)
+
+
+def print_summary(summary: dict, detector: str) -> None:
+    table = Table(title=f"GenEval ({detector} detector)")
+    for column, justify in (("task", "left"), ("score", "right"), ("correct / images", "right")):
+        table.add_column(column, justify=justify)
+    for tag, task in summary["tasks"].items():
+        table.add_row(tag, f"{task['score']:.2%}", f"{task['correct']} / {task['images']}")
+    table.add_row("overall (mean of tasks)", f"{summary['overall']:.5f}", "", style="bold")
+    table.add_row("correct images", f"{summary['correct_images']:.2%}", str(summary["images"]))
+    table.add_row("correct prompts", f"{summary['correct_prompts']:.2%}", str(summary["prompts"]))
+    console = Console()
+    console.print(table)
+    if summary["missing_tasks"]:
+        console.print(f"[yellow]note:[/] no images for {', '.join(summary['missing_tasks'])}; "
+                      "overall is the mean of the tasks present")
+
+
+@geneval_app.command("score")
+def score_command(
+    images_dir: Path = typer.Argument(..., help="GenEval layout: <NNNNN>/metadata.jsonl + samples/*.png."),
+    out: Path = typer.Option(..., help="results.jsonl (GenEval's per-image records)."),
+    metadata: Path | None = typer.Option(None, help="evaluation_metadata.jsonl; folder N takes line N."),
+    detector: str = typer.Option("mask2former", help="mask2former | owlv2 | shapes."),
+    weights: Path | None = typer.Option(None, help="Detector model folder (saved Hugging Face model)."),
+    clip_weights: Path | None = typer.Option(None, help="open_clip ViT-L-14 OpenAI .safetensors file."),
+    results: Path | None = typer.Option(None, help="Results JSON for leaderboards (default: OUT.json)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    threshold: float = typer.Option(0.3, help="Keep detections with score > this."),
+    counting_threshold: float = typer.Option(0.9, help="The threshold for counting prompts."),
+    max_objects: int = typer.Option(16, min=1, help="At most this many objects per class."),
+    max_overlap: float = typer.Option(1.0, help="Per-class NMS IoU; 1 turns NMS off (GenEval's default)."),
+    position_threshold: float = typer.Option(0.1, help="Relation margin, fraction of summed box sizes."),
+) -> None:
+    """Score every image with GenEval's rules; print the per-task table; write results.jsonl and a JSON."""
+    from genbench.geneval.prompts import load_metadata
+    from genbench.geneval.rules import Rules
+    from genbench.geneval.score import iter_images, score_folder, summarize, write_results_jsonl
+    from genbench.results import write_results
+
+    results = results if results is not None else out.with_suffix(".json")
+    if results.resolve() == out.resolve():
+        raise GenbenchError(f"--out {out}: is also the results JSON; name it results.jsonl or pass --results")
+    rules = Rules(threshold, counting_threshold, max_objects, max_overlap, position_threshold)
+    records_in = load_metadata(metadata) if metadata is not None else None
+    total = sum(1 for _ in iter_images(images_dir, records_in))
+    found, colors = _build_checks(detector, weights, clip_weights, device)
+    with progress_bar("geneval", total) as advance:
+        records = score_folder(images_dir, found, colors, rules, records_in, lambda done, n: advance(1))
+    write_results_jsonl(records, out)
+    summary = summarize(records)
+    print_summary(summary, detector)
+    metrics = {"geneval_overall": summary["overall"],
+               **{f"geneval_{tag}": task["score"] for tag, task in summary["tasks"].items()},
+               "geneval_correct_images": summary["correct_images"],
+               "geneval_correct_prompts": summary["correct_prompts"]}
+    provenance = {"num_samples": summary["images"],
+                  "geneval": {"detector": detector, "rules": asdict(rules), "prompts": summary["prompts"],
+                              "images_dir": str(images_dir), "results_jsonl": str(out),
+                              "missing_tasks": summary["missing_tasks"]}}
+    write_results(results, metrics, provenance)
+    Console().print(f"per-image records: {out}\nresults: {results}", highlight=False)
