@@ -95,3 +95,19 @@ def test_summary_matches_geneval_summary_arithmetic():
     assert ours["correct_images"] == pytest.approx(df["correct"].mean())
     assert ours["correct_prompts"] == pytest.approx(df.groupby("metadata")["correct"].any().mean())
     assert ours["missing_tasks"] == ["two_object", "colors", "color_attr"]
+
+
+def test_separate_metadata_file_maps_folder_n_to_line_n(suite_dir, tmp_path):
+    from genbench.errors import GenbenchError
+    from genbench.geneval.score import iter_images
+
+    root, suite = suite_dir
+    pairs = list(iter_images(root, metadata=suite))
+    assert [record for _, record in pairs] == [r for r in suite for _ in range(2)]
+    folders = [f"{i:05d}" for i in range(len(suite)) for _ in range(2)]
+    assert [p.parent.parent.name for p, _ in pairs] == folders
+    with pytest.raises(GenbenchError, match="no prompt 3 in the metadata file"):
+        list(iter_images(root, metadata=suite[:3]))
+    (root / "00000" / "samples" / "notes.png").write_bytes(b"")  # not <digits>.png: ignored, as GenEval does
+    assert len(list(iter_images(root))) == 2 * len(suite)
+    (root / "00000" / "samples" / "notes.png").unlink()
