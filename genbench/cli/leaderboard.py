@@ -94,5 +94,6 @@ def check(
     regressions = [c.metric for c in comparisons if c.verdict == "regression"]
     if regressions:
         console.print(f"[bold red]regression:[/] {', '.join(regressions)}")
-        raise typer.Exit(1)
+        # not typer.Exit: in non-standalone mode click returns its exit code instead of exiting
+        raise SystemExit(1)
     console.print("[green]ok:[/] no metric regressed beyond its tolerance")
