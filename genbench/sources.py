@@ -106,6 +106,14 @@ def _check_nhwc(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def _read_npy_header(handle) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the .npy stream at `handle`, leaving it at the array data."""
+    major, _ = np.lib.format.read_magic(handle)
+    if major == 1:
+        return np.lib.format.read_array_header_1_0(handle)
+    return np.lib.format.read_array_header_2_0(handle)
+
+
 def _npz_member(path: Path, key: str) -> tuple[zipfile.ZipInfo, int, tuple[int, ...], np.dtype]:
     """(member info, byte offset of the array data in the file, shape, dtype) of `key` in an .npz."""
     try:
@@ -123,8 +131,7 @@ def _npz_member(path: Path, key: str) -> tuple[zipfile.ZipInfo, int, tuple[int, 
             )
         info = archive.getinfo(f"{key}.npy")
         with archive.open(info) as member:
-            version = np.lib.format.read_magic(member)
-            shape, fortran, dtype = np.lib.format._read_array_header(member, version)
+            shape, fortran, dtype = _read_npy_header(member)
             header_size = member.tell()
     if fortran:
         raise GenbenchError(f"{path}: {key} is stored in Fortran order; re-save it with np.savez")
@@ -170,7 +177,7 @@ class NpzSource(SampleSource):
         if self._stream is None or indices[0] < self._stream_position:
             archive = zipfile.ZipFile(self.path)
             self._stream = archive.open(f"{self._key}.npy")
-            np.lib.format._read_array_header(self._stream, np.lib.format.read_magic(self._stream))
+            _read_npy_header(self._stream)
             self._stream_position = 0
         images = []
         for index in indices:

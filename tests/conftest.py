@@ -1,4 +1,34 @@
 """Shared fixtures. Importing genbench first applies the torchvision compatibility shim, so tests can
 import torch-fidelity, timm and open_clip directly."""
 
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
 import genbench  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> str:
+    """A randomly initialised Inception state dict in torch-fidelity's format, saved to disk
+    (He-normal convolutions, so features are not degenerate)."""
+    from genbench.extractors.inception import random_inception_state_dict
+
+    path = tmp_path_factory.mktemp("weights") / "inception-random.pth"
+    torch.save(random_inception_state_dict(seed=0), path)
+    return str(path)
+
+
+def write_png_folder(folder, images: np.ndarray) -> None:
+    """images uint8 [N, H, W, 3] -> folder/000000.png ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:06d}.png")
+
+
+def random_images(n: int, size: int, seed: int, brightness: float = 1.0) -> np.ndarray:
+    """Smooth-ish random uint8 images [n, size, size, 3] (blocky noise, so resizing keeps structure)."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((n, size // 4, size // 4, 3)) * 255 * brightness
+    return np.clip(small.repeat(4, axis=1).repeat(4, axis=2), 0, 255).astype(np.uint8)

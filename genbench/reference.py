@@ -1,0 +1,130 @@
+"""Reference statistics: the reference side of every metric, one `.npz` per reference set.
+
+The file format is ADM's reference batch (`VIRTUAL_imagenet256_labeled.npz`), read as is:
+`mu`, `sigma` (pool features), `mu_s`, `sigma_s` (sFID spatial features) and optionally `arr_0` (the
+reference images, uint8 NHWC). genbench writes the same keys plus `pool` (kept pool feature rows, which
+precision/recall and KID need) and `meta` (JSON: extractor, weights SHA-256, resize mode, image count,
+source). A file without `meta` is an ADM file: Inception statistics from the TF graph.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from genbench.errors import GenbenchError
+from genbench.io import atomic_write
+from genbench.sources import NpzSource, SampleSource
+from metrics.registry import FeatureSide
+
+# feature name -> (mean key, covariance key) in ADM's file layout
+GAUSSIAN_KEYS = {"pool": ("mu", "sigma"), "spatial": ("mu_s", "sigma_s")}
+ADM_META = {
+    "extractor": "inception",
+    "weights_sha256": None,
+    "resize_mode": "tf1-bilinear",
+    "source": "ADM reference batch (TF Inception graph)",
+}
+REGISTRY_PATH = Path(__file__).resolve().parent.parent / "reference_stats" / "registry.json"
+
+
+@dataclass
+class ReferenceStats:
+    """Gaussian statistics and kept rows per feature name, plus provenance."""
+
+    path: Path | None
+    gaussians: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    has_images: bool = False
+
+    @property
+    def count(self) -> int | None:
+        return self.meta.get("count")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceStats:
+        path = Path(path)
+        if not path.is_file():
+            raise GenbenchError(
+                f"{path}: reference statistics not found; build them with `genbench ref build` "
+                "or download an ADM reference batch (see reference_stats/registry.json)"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys = set(data.files)
+                gaussians = {
+                    name: (data[m].astype(np.float64), data[s].astype(np.float64))
+                    for name, (m, s) in GAUSSIAN_KEYS.items()
+                    if m in keys and s in keys
+                }
+                rows = {"pool": data["pool"]} if "pool" in keys else {}
+                meta = json.loads(str(data["meta"])) if "meta" in keys else dict(ADM_META)
+        except (OSError, ValueError, EOFError) as error:
+            raise GenbenchError(f"{path}: not a readable reference .npz ({error})") from error
+        if not gaussians and "arr_0" not in keys:
+            raise GenbenchError(f"{path}: holds neither statistics (mu, sigma) nor images (arr_0)")
+        for name, (mu, sigma) in gaussians.items():
+            if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+                raise GenbenchError(
+                    f"{path}: {GAUSSIAN_KEYS[name][0]} {mu.shape} and {GAUSSIAN_KEYS[name][1]} "
+                    f"{sigma.shape} do not fit together"
+                )
+        return cls(path, gaussians, rows, meta, has_images="arr_0" in keys)
+
+    def check_compatible(self, extractor: nn.Module) -> None:
+        """Refuse statistics made with another extractor, other weights or other dimensions."""
+        name = self.meta.get("extractor")
+        if name != extractor.name:
+            raise GenbenchError(
+                f"{self.path}: reference statistics were made with the '{name}' extractor, "
+                f"not '{extractor.name}'; rebuild them with `genbench ref build --extractor "
+                f"{extractor.name}` or pick the matching extractor"
+            )
+        expected = self.meta.get("weights_sha256")
+        if expected is not None and expected != extractor.weights_sha256:
+            raise GenbenchError(
+                f"{self.path}: reference statistics were made with weights {expected[:12]}..., "
+                f"but the extractor loaded {extractor.weights_sha256[:12]}...; use the same "
+                "weights file for both sides"
+            )
+        for feature, (mu, _) in self.gaussians.items():
+            if feature in extractor.feature_dims and mu.shape[0] != extractor.feature_dims[feature]:
+                raise GenbenchError(
+                    f"{self.path}: '{feature}' statistics have {mu.shape[0]} dimensions, the "
+                    f"extractor gives {extractor.feature_dims[feature]}"
+                )
+
+    def images(self) -> SampleSource:
+        """The reference images (`arr_0`), for features the file does not carry."""
+        if not self.has_images or self.path is None:
+            raise GenbenchError(
+                f"{self.path}: holds no pool feature rows nor reference images (arr_0), which "
+                "precision/recall and KID need; rebuild it with `genbench ref build`"
+            )
+        return NpzSource(self.path)
+
+    def side(self) -> FeatureSide:
+        return FeatureSide(self.gaussians, {k: torch.from_numpy(v) for k, v in self.rows.items()})
+
+    def save(self, path: str | Path) -> None:
+        """Write ADM's keys plus `pool` rows and `meta`, atomically."""
+        arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(self.meta))}
+        for name, (mu, sigma) in self.gaussians.items():
+            mean_key, cov_key = GAUSSIAN_KEYS[name]
+            arrays[mean_key], arrays[cov_key] = mu, sigma
+        arrays.update({name: np.asarray(rows, dtype=np.float32) for name, rows in self.rows.items()})
+        with atomic_write(path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
+
+
+def registered_reference_sets() -> dict[str, dict[str, Any]]:
+    """Known reference sets (reference_stats/registry.json): name -> url, resolution, count, sha256, ..."""
+    with open(REGISTRY_PATH) as handle:
+        return json.load(handle)["reference_sets"]
