@@ -202,6 +202,9 @@ document.querySelectorAll('th').forEach(function(th, col){
   });
 });
 document.getElementById('count').textContent = document.querySelectorAll('tbody tr').length;
+// A link ending in #sort=COLUMN opens the page sorted by that column (ascending).
+var sortBy = decodeURIComponent(location.hash.replace(/^#sort=/, ''));
+document.querySelectorAll('th').forEach(function(th){ if (th.textContent === sortBy) th.click(); });
 """
 
 
@@ -237,7 +240,8 @@ from the cited source.</p>
 
 
 def render(board: pd.DataFrame, fmt: str) -> str:
-    """The board as text in one of FORMATS."""
+    """The board as text in one of FORMATS, columns in the canonical order."""
+    board = board[_ordered(list(board.columns))]
     if fmt == "csv":
         return board.to_csv(index=False)
     renderers = {"md": to_markdown, "latex": to_latex, "json": to_json, "html": to_html}
