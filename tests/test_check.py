@@ -121,3 +121,13 @@ def test_console_script_exit_codes(tmp_path, board):
     broken.write_text("not json")
     malformed = check(broken)
     assert malformed.returncode == 2 and "Traceback" not in malformed.stderr
+
+
+def test_github_workflow_runs_the_demo_eval_then_check():
+    import yaml
+
+    workflow = yaml.safe_load((REPO / "scripts" / "github-workflow-genbench-check.yml").read_text())
+    commands = [step.get("run") for step in workflow["jobs"]["demo-regression"]["steps"]]
+    eval_at = commands.index("genbench eval --model demo --out results.json")
+    check_at = commands.index("genbench check results.json --baseline leaderboards/shapes.csv --row demo")
+    assert eval_at < check_at
