@@ -11,7 +11,7 @@ from rich.table import Table
 from genbench.cli import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
-from genbench.evaluate import evaluate, init_distributed
+from genbench.evaluate import evaluate, init_distributed, requested_metrics
 from genbench.extractors import build_extractor
 from genbench.reference import ReferenceStats
 from genbench.results import write_results
@@ -61,6 +61,7 @@ def eval_command(
 
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     names = parse_metric_list(metrics)
+    requested_metrics(names)  # unknown names fail before anything is loaded
     source = open_source(samples)
     reference = ReferenceStats.load(ref)
     feature_extractor = build_extractor(extractor, weights)
