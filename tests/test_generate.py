@@ -166,3 +166,38 @@ def test_sit_and_vae_decoder_produce_images(tmp_path):
     images, labels = _arrays(assemble(tmp_path, tmp_path / "out.npz"))
     assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8 and images.std() > 0
     assert sorted(labels.tolist()) == sorted(balanced_labels(3, 5, seed=7).tolist())
+
+
+def _tiny_checkpoint(path):
+    from genbench.models import build_sit, build_vae
+
+    sit_config = {"input_size": 8, "num_classes": 5, "z_dim": 0, "latent_norm": "scale"}
+    config = {"sit": {"name": "SiT-T/2", **sit_config}, "vae": {"preset": "tiny-f4d4"}}
+    torch.manual_seed(0)
+    sit = build_sit("SiT-T/2", **sit_config)
+    nn.init.normal_(sit.final_layer.linear.weight, std=0.02)
+    vae = build_vae("tiny-f4d4")
+    torch.save({"config": json.dumps(config), "ema": sit.state_dict(), "vae": vae.state_dict()}, path)
+
+
+@pytest.mark.slow
+def test_cli_samples_a_checkpoint_and_refuses_changed_settings(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _tiny_checkpoint(tmp_path / "model.pt")
+
+    def run(*args):
+        common = ["--model", str(tmp_path / "model.pt"), "--num", "6", "--steps", "3", "--shard-size", "4",
+                  "--batch-size", "4", "--cfg-scale", "1.8", "--guidance-interval", "0", "0.7"]
+        return subprocess.run([sys.executable, "-m", "genbench", "sample", *common, *args],
+                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    first = run("--out", str(tmp_path / "a.npz"))
+    assert first.returncode == 0, first.stderr
+    images, labels = _arrays(tmp_path / "a.npz")
+    assert images.shape == (6, 32, 32, 3)
+    assert sorted(np.bincount(labels, minlength=5).tolist()) == [1, 1, 1, 1, 2]
+    changed = run("--out", str(tmp_path / "a.npz"), "--seed", "1")
+    assert changed.returncode == 2 and "seed: 0 -> 1" in changed.stderr and "Traceback" not in changed.stderr

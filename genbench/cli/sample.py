@@ -1,0 +1,92 @@
+"""`genbench sample`: a SiT checkpoint -> an ADM .npz of samples, in resumable shards, torchrun or not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from genbench.cli import app
+from genbench.errors import GenbenchError
+
+console = Console()
+
+
+def _load(model: Path, official: str | None, vae: Path | None, latents_stats: Path | None):
+    from genbench.models import load_model_checkpoint, load_official_model
+
+    if not model.is_file():
+        raise GenbenchError(f"{model}: no such checkpoint file; pass --model PATH")
+    if official is not None:
+        return load_official_model(official, model, vae, latents_stats)
+    if vae is not None or latents_stats is not None:
+        raise GenbenchError("--vae/--latents-stats apply to official checkpoints; add --official NAME")
+    loaded = load_model_checkpoint(model)
+    if loaded.vae is None:
+        raise GenbenchError(f"{model}: its config names no VAE to decode with; sample an official model "
+                            "with --official NAME --vae FILE")
+    return loaded
+
+
+@app.command()
+def sample(
+    model: Annotated[Path, typer.Option(help="genbench training checkpoint, or an official SiT file with "
+                                             "--official.")],
+    out: Annotated[Path, typer.Option(help="ADM .npz to write (arr_0 uint8 NHWC, arr_1 labels).")],
+    num: Annotated[int, typer.Option(help="Number of samples.")] = 50_000,
+    official: Annotated[str | None, typer.Option(help="Official model name, e.g. sit-repae-sdvae, "
+                                                      "repa-sit-xl-2, sit-xl-2-256.")] = None,
+    vae: Annotated[Path | None, typer.Option(help="VAE weights for an official SiT.")] = None,
+    latents_stats: Annotated[Path | None, typer.Option(help="REPA-E <vae>-latents-stats.pt.")] = None,
+    sampler: Annotated[str, typer.Option(help="sde (Euler-Maruyama) | ode (Euler; --heun).")] = "sde",
+    steps: Annotated[int, typer.Option(help="Sampling steps.")] = 250,
+    cfg_scale: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 1.0,
+    guidance_interval: Annotated[tuple[float, float], typer.Option(
+        help="Guide only for LOW <= t <= HIGH (t = 1 noise).")] = (0.0, 1.0),
+    heun: Annotated[bool, typer.Option(help="Heun correction for the ODE sampler.")] = False,
+    cfg_channels: Annotated[int | None, typer.Option(
+        help="Guide only the first K latent channels (3 = SiT's official CFG).")] = None,
+    balanced: Annotated[bool, typer.Option("--balanced/--random-labels",
+                                           help="Exactly N/K per class, or uniform random labels.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the labels and every sample's noise.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Per-process batch (does not change the samples).")] = 64,
+    shard_size: Annotated[int, typer.Option(help="Samples per resumable shard.")] = 1000,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast around the SiT.")] = False,
+    work_dir: Annotated[Path | None, typer.Option(help="Shard directory (default: OUT.shards).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+) -> None:
+    """Sample a SiT (REPA convention) into shards, resuming finished ones, then assemble OUT on rank 0."""
+    import torch
+
+    from genbench.cli.progress import progress_bar
+    from genbench.evaluate import init_distributed
+    from genbench.io import sha256_file
+    from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    rank, world_size = init_distributed(device)
+    loaded = _load(model, official, vae, latents_stats)
+    sit = loaded.sit.to(device)
+    size = sit.grid_size * sit.patch_size
+    settings = SampleSettings(
+        num_samples=num, latent_shape=(sit.in_channels, size, size), num_classes=sit.num_classes,
+        sampler=sampler, num_steps=steps, cfg_scale=cfg_scale, guidance_interval=guidance_interval, heun=heun,
+        cfg_channels=cfg_channels, labels="balanced" if balanced else "random", seed=seed,
+        precision="bf16" if bf16 else "fp32", shard_size=shard_size,
+        model=f"{model.name} sha256:{sha256_file(model)} official:{official}")
+    work_dir = work_dir or out.with_suffix(".shards")
+    decode = vae_decoder(sit, loaded.vae.to(device))
+    with progress_bar("sampling", -(-num // world_size), enabled=rank == 0) as advance:
+        generate(sit, decode, settings, work_dir, batch_size=batch_size, device=device, rank=rank,
+                 world_size=world_size, advance=advance)
+    if world_size > 1:
+        torch.distributed.barrier()
+    if rank == 0:
+        assemble(work_dir, out)
+        console.print(f"wrote {num} samples to {out} (shards in {work_dir})")
