@@ -40,7 +40,7 @@ class Comparison:
     baseline: float
     current: float
     tolerance: Tolerance
-    verdict: str  # "better", "equal", "within tolerance" or "regression"
+    verdict: str  # "better", "equal", "within tolerance", "regression" or "missing" (no current value)
 
     @property
     def delta(self) -> float:
@@ -91,7 +91,8 @@ def baseline_row(board_path: str | Path, row: str) -> pd.Series:
 
 def compare(results_path: str | Path, board_path: str | Path, row: str,
             tolerances: dict[str, Tolerance] | None = None) -> list[Comparison]:
-    """One comparison per metric that has a direction and a value on both sides."""
+    """One comparison per metric that has a direction and a baseline value. A metric the baseline has and
+    the results lack is "missing": a check must not pass because a metric stopped being computed."""
     metrics = load_results(results_path)["metrics"]
     baseline = baseline_row(board_path, row)
     tolerances = tolerances or {}
@@ -103,6 +104,10 @@ def compare(results_path: str | Path, board_path: str | Path, row: str,
         tolerance = tolerances.get(metric, DEFAULT_TOLERANCES.get(metric, DEFAULT_RELATIVE))
         comparisons.append(Comparison(metric, reference, float(current), tolerance,
                                       verdict(metric, reference, float(current), tolerance)))
+    for metric, reference in baseline.items():
+        if metric not in metrics and metric_direction(str(metric)) is not None and not pd.isna(reference):
+            tolerance = tolerances.get(metric, DEFAULT_TOLERANCES.get(metric, DEFAULT_RELATIVE))
+            comparisons.append(Comparison(metric, float(reference), math.nan, tolerance, "missing"))
     missing = [m for m in tolerances if m not in {c.metric for c in comparisons}]
     if missing:
         raise GenbenchError(f"--tol names {', '.join(missing)}, which {results_path} and row '{row}' of "

@@ -28,7 +28,8 @@ COLUMN_ORDER = ("name", "kind", "model", "tokenizer", "epochs", "cfg", *METRIC_C
 DECIMALS = {"fid": 2, "sfid": 2, "rfid": 2, "is": 1, "precision": 2, "recall": 2, "kid": 4, "psnr": 2,
             "ssim": 3, "lpips": 3, "probe": 1}
 LOWER_IS_BETTER = {"fid", "sfid", "kid", "cmmd", "rfid", "lpips"}
-HIGHER_IS_BETTER = {"is", "precision", "recall", "psnr", "ssim", "probe", "density", "coverage", "geneval"}
+HIGHER_IS_BETTER = {"is", "precision", "recall", "psnr", "ssim", "probe", "density", "coverage", "geneval",
+                    "clip_score"}
 FORMATS = ("md", "csv", "html", "latex", "json")
 MEASURED_MARK = "†"
 LEGEND = (f"{MEASURED_MARK} measured: computed by genbench from a results file. "

@@ -102,6 +102,14 @@ def test_verdicts_and_tolerance_parsing():
     assert verdict("psnr", 30.0, 29.0, Tolerance(0.5)) == "regression"
 
 
+def test_a_metric_missing_from_the_results_fails_the_check(tmp_path, board, capsys, monkeypatch):
+    path = tmp_path / "partial.json"
+    write_results(path, {"fid": 9.0, "is": 101.0}, {})
+    assert [c.verdict for c in compare(path, board, "demo")][2:] == ["missing"] * 3
+    code, out, _ = run_check(capsys, monkeypatch, path, "--baseline", board, "--row", "demo")
+    assert code == 1 and "missing" in out and "sfid, precision, recall" in out
+
+
 def test_metrics_without_direction_or_baseline_are_not_compared(tmp_path, board):
     compared = {c.metric for c in compare(results(tmp_path, kid=0.5), board, "other")}
     assert compared == {"fid"}  # is_std has no direction, kid no baseline, 'other' has only fid

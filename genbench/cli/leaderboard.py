@@ -85,13 +85,14 @@ def check(
     table = Table(title=f"{results} vs {baseline} [{row}]")
     for column in ("metric", "baseline", "current", "delta", "tolerance", "verdict"):
         table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
-    styles = {"regression": "bold red", "better": "green", "equal": "green", "within tolerance": "yellow"}
+    styles = {"regression": "bold red", "missing": "bold red", "better": "green", "equal": "green",
+              "within tolerance": "yellow"}
     for c in comparisons:
         table.add_row(c.metric, f"{c.baseline:.6g}", f"{c.current:.6g}", f"{c.delta:+.4g}", str(c.tolerance),
                       f"[{styles[c.verdict]}]{c.verdict}[/]")
     console = Console()
     console.print(table)
-    regressions = [c.metric for c in comparisons if c.verdict == "regression"]
+    regressions = [c.metric for c in comparisons if c.verdict in ("regression", "missing")]
     if regressions:
         console.print(f"[bold red]regression:[/] {', '.join(regressions)}")
         # not typer.Exit: in non-standalone mode click returns its exit code instead of exiting
