@@ -105,7 +105,7 @@ def owlv2(full: bool, device: str) -> Owlv2Detector:
     from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor
 
     if full:  # google/owlv2-base-patch16-ensemble
-        config, size = Owlv2Config(), 960
+        config, size = Owlv2Config(vision_config={"image_size": 960, "patch_size": 16}), 960
     else:
         config = Owlv2Config(
             text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
