@@ -40,7 +40,7 @@ def metric_direction(name: str) -> int | None:
     """-1 when lower is better, +1 when higher is better, None for columns without a direction."""
     if name in LOWER_IS_BETTER or name.startswith("fd_"):
         return -1
-    if name in HIGHER_IS_BETTER:
+    if name in HIGHER_IS_BETTER or name.startswith("geneval_"):
         return 1
     return None
 

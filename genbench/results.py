@@ -53,8 +53,10 @@ def write_results(path: str | Path, metrics: dict[str, float], provenance: dict[
     """Write a results file atomically; environment fields are added to the provenance."""
     document = {"schema": SCHEMA_VERSION, "metrics": metrics,
                 "provenance": {**collect_environment(), **provenance}}
+    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+    validate_results(json.loads(text), path)  # never write a file that load_results would refuse
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text)
     return document
 
 
@@ -89,6 +91,11 @@ def load_results(path: str | Path) -> dict[str, Any]:
     while schema < SCHEMA_VERSION:
         document = MIGRATIONS[schema](document)
         schema = document["schema"]
+    return validate_results(document, path)
+
+
+def validate_results(document: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Check a current-schema document: numeric metrics, provenance fields of their documented types."""
     metrics = document.get("metrics")
     if not isinstance(metrics, dict) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()

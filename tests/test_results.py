@@ -66,4 +66,6 @@ def test_missing_file_is_named(tmp_path):
 def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(TypeError):
         write_results(tmp_path / "r.json", {"fid": object()}, {})
+    with pytest.raises(GenbenchError, match="provenance 'steps'"):
+        write_results(tmp_path / "r.json", {"fid": 1.0}, {"steps": 2.5})
     assert list(tmp_path.iterdir()) == []
