@@ -118,6 +118,16 @@ def test_guidance_doubles_the_batch_only_inside_the_interval(sampler):
     assert [batch for batch, _ in model.calls] == [4] * 10
 
 
+def test_heun_guides_a_step_as_a_whole_by_its_start_time():
+    model, z, y = _setup(n=4)
+    euler_ode(model, z, y, num_steps=10, heun=True, cfg_scale=2.0, guidance_interval=(0.0, 0.55))
+    batches = {round(t, 6): [] for _, t in model.calls}
+    for batch, t in model.calls:
+        batches[round(t, 6)].append(batch)
+    # Step 0.6 -> 0.5 is unguided, so its Heun call at t = 0.5 is too; step 0.5 -> 0.4 is guided throughout.
+    assert batches[0.5] == [4, 8] and batches[0.6] == [4, 4] and batches[0.4] == [8, 8]
+
+
 def test_guidance_mixes_all_channels_or_only_the_first_three():
     velocities = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5]])
     model = ConstantVelocity(velocities)

@@ -34,11 +34,13 @@ def _check_steps(num_steps: int) -> None:
 
 
 def guided_velocity(model: nn.Module, x: torch.Tensor, t: float, y: torch.Tensor, cfg_scale: float,
-                    guidance_interval: tuple[float, float], null_label: int,
-                    cfg_channels: int | None = None) -> torch.Tensor:
-    """v(x, t | y) in float64 with CFG inside the guidance interval. x [N, C, H, W] float64, t a float."""
+                    guidance_interval: tuple[float, float], null_label: int, cfg_channels: int | None = None,
+                    guidance_time: float | None = None) -> torch.Tensor:
+    """v(x, t | y) in float64, x [N, C, H, W] float64, t a float. CFG applies when cfg_scale > 1 and
+    low <= guidance_time <= high (guidance_time defaults to t)."""
     low, high = guidance_interval
-    guided = cfg_scale > 1.0 and low <= t <= high
+    guidance_time = t if guidance_time is None else guidance_time
+    guided = cfg_scale > 1.0 and low <= guidance_time <= high
     model_x = torch.cat([x, x]) if guided else x
     model_y = torch.cat([y, torch.full_like(y, null_label)]) if guided else y
     time = torch.full((model_x.shape[0],), t, dtype=torch.float64, device=x.device)
@@ -64,22 +66,23 @@ def euler_ode(model: nn.Module, z: torch.Tensor, y: torch.Tensor, num_steps: int
     """Probability-flow ODE dx/dt = v from t = 1 (z, noise [N, C, H, W]) to t = 0 (data); returns float64.
 
     Time grid: float64 linspace(1, 0, num_steps + 1). Heun (2nd order) averages the slopes at t_cur and
-    t_next, except on the last step (t_next = 0), which stays an Euler step as in REPA/EDM. Guidance for the
-    Heun slope is decided by t_next, the time the model is evaluated at.
+    t_next, except on the last step (t_next = 0), which stays an Euler step as in REPA/EDM. Whether the Heun
+    slope is guided is decided by t_cur, as in REPA, so a step is guided or not as a whole.
     """
     _check_steps(num_steps)
     null = _null_label(model, null_label)
 
-    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
-        return guided_velocity(model, x, t, y, cfg_scale, guidance_interval, null, cfg_channels)
+    def velocity(x: torch.Tensor, t: float, guidance_time: float) -> torch.Tensor:
+        return guided_velocity(model, x, t, y, cfg_scale, guidance_interval, null, cfg_channels,
+                               guidance_time)
 
     t_steps = torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64).tolist()
     x = z.to(torch.float64)
     for i, (t_cur, t_next) in enumerate(pairwise(t_steps)):
-        d_cur = velocity(x, t_cur)
+        d_cur = velocity(x, t_cur, t_cur)
         x_next = x + (t_next - t_cur) * d_cur
         if heun and i < num_steps - 1:
-            d_next = velocity(x_next, t_next)
+            d_next = velocity(x_next, t_next, t_cur)
             x_next = x + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_next)
         x = x_next
     return x
