@@ -13,6 +13,8 @@ import torch
 from metrics.frechet import frechet_distance
 from metrics.inception_score import inception_score
 from metrics.kid import kernel_inception_distance
+from metrics.mmd import cmmd
+from metrics.prdc import density_coverage
 from metrics.precision_recall import precision_recall
 
 
@@ -81,10 +83,28 @@ def _kid(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict
     return {"kid": mean, "kid_std": std}
 
 
+def _cmmd(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict:
+    assert ref is not None
+    unbiased = options.get("cmmd_unbiased", False)
+    return {"cmmd": cmmd(sample.features("pool"), ref.features("pool"), unbiased=unbiased)}
+
+
+def _density_coverage(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict:
+    assert ref is not None
+    density, coverage = density_coverage(
+        ref.features("pool"), sample.features("pool"), k=options.get("dc_k", 5), device=options.get("device")
+    )
+    return {"density": density, "coverage": coverage}
+
+
 METRICS: dict[str, Metric] = {
     "fid": Metric("fid", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fid")),
     "sfid": Metric("sfid", "spatial", "stats", True, lambda s, r, o: _fid(s, r, o, "spatial", "sfid")),
     "is": Metric("is", "logits", "rows", False, _is, lambda o: 1),
     "pr": Metric("pr", "pool", "rows", True, _pr, lambda o: o.get("pr_k", 3) + 1),
     "kid": Metric("kid", "pool", "rows", True, _kid, lambda o: o.get("kid_subset_size", 1000)),
+    "cmmd": Metric("cmmd", "pool", "rows", True, _cmmd),
+    "density_coverage": Metric(
+        "density_coverage", "pool", "rows", True, _density_coverage, lambda o: o.get("dc_k", 5) + 1
+    ),
 }

@@ -11,6 +11,7 @@ from metrics.fd_infinity import fd_infinity, subset_sizes
 from metrics.frechet import frechet_distance
 from metrics.mmd import cmmd, mmd_rbf
 from metrics.prdc import density_coverage
+from metrics.registry import METRICS, FeatureSide
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -128,3 +129,15 @@ def test_fd_infinity_is_closer_to_the_true_fd_than_the_full_sample():
     assert full - truth > 0.1  # the bias the extrapolation has to remove
     assert abs(result.value - truth) < 0.5 * abs(full - truth)
     assert result.slope > 0  # FD_N falls as N grows
+
+
+def test_registry_entries_compute_the_same_numbers():
+    rng = np.random.default_rng(8)
+    sample = FeatureSide(rows={"pool": torch.from_numpy(rng.standard_normal((60, 5)))})
+    ref = FeatureSide(rows={"pool": torch.from_numpy(rng.standard_normal((70, 5)) + 0.2)})
+    options = {"dc_k": 4}
+    assert METRICS["cmmd"].compute(sample, ref, {}) == {"cmmd": cmmd(sample.rows["pool"], ref.rows["pool"])}
+    density, coverage = density_coverage(ref.rows["pool"], sample.rows["pool"], k=4)
+    expected = {"density": density, "coverage": coverage}
+    assert METRICS["density_coverage"].compute(sample, ref, options) == expected
+    assert METRICS["density_coverage"].min_samples(options) == 5
