@@ -51,6 +51,13 @@ def _labels(name: str, value: ArrayLike, count: int) -> torch.Tensor:
     return y.long()
 
 
+def _class_count(num_classes: int | None, *labels: torch.Tensor) -> int:
+    largest = max(int(y.max()) for y in labels)
+    if num_classes is not None and largest >= num_classes:
+        raise ValueError(f"labels go up to {largest} but num_classes is {num_classes}")
+    return num_classes or largest + 1
+
+
 def standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
     """Centre and scale every set by the training mean and std (constant features left at zero)."""
     mean, std = train.mean(dim=0), train.std(dim=0)
@@ -106,7 +113,7 @@ def linear_probe(
         )
     train_y = _labels("train labels", train_labels, train_x.shape[0])
     test_y = _labels("test labels", test_labels, test_x.shape[0])
-    k = num_classes or int(max(train_y.max(), test_y.max())) + 1
+    k = _class_count(num_classes, train_y, test_y)
     held_out = int(round(validation_fraction * train_x.shape[0]))
     if not cs or held_out < 1 or held_out >= train_x.shape[0]:
         raise ValueError(
@@ -145,7 +152,7 @@ def knn_accuracy(
     test_y = _labels("test labels", test_labels, test_x.shape[0])
     if not 0 < k <= train_x.shape[0]:
         raise ValueError(f"k-NN needs 0 < k <= {train_x.shape[0]} training rows, got k={k}")
-    classes = num_classes or int(max(train_y.max(), test_y.max())) + 1
+    classes = _class_count(num_classes, train_y, test_y)
     top1 = top5 = 0.0
     for start in range(0, test_x.shape[0], block_size):
         similarity, neighbours = (test_x[start : start + block_size] @ train_x.T).topk(k, dim=1)

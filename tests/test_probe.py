@@ -127,5 +127,7 @@ def test_bad_probe_inputs_are_rejected():
         linear_probe(x, y, np.zeros((4, 2)), np.zeros(4, dtype=np.int64))
     with pytest.raises(ValueError, match="integer class ids"):
         linear_probe(x, y.astype(float), x, y)
+    with pytest.raises(ValueError, match="num_classes is 1"):
+        linear_probe(x, y + 1, x, y, num_classes=1)
     with pytest.raises(ValueError, match="0 < k"):
         knn_accuracy(x, y, x, y, k=20)
