@@ -19,6 +19,7 @@ from genbench.geneval.detectors import (
     Detection,
     Owlv2Detector,
     boxes_from_masks,
+    geneval_name,
     load_mask2former,
     load_owlv2,
     owlv2_queries,
@@ -30,6 +31,11 @@ HF_COCO_NAMES = list(CLASSES[:64]) + ["mouse", "remote", "keyboard"] + list(CLAS
 
 def random_image(h=48, w=40, seed=0):
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def test_coco_label_spellings_map_to_geneval_names():
+    assert [geneval_name(n) for n in ("mouse", "remote", "keyboard", "teddy_bear", "tvmonitor", "cup")] == [
+        "computer mouse", "tv remote", "computer keyboard", "teddy bear", "tv", "cup"]
 
 
 def test_boxes_from_masks_match_brute_force():

@@ -100,9 +100,13 @@ def load_mask2former(weights: str | Path | None = None, device: str = "cpu") -> 
     """A local copy of `facebook/mask2former-swin-small-coco-instance` (or any COCO instance Mask2Former)."""
     path = local_model_dir("mask2former-swin-small-coco-instance", weights,
                            "facebook/mask2former-swin-small-coco-instance")
-    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
 
-    model = Mask2FormerForUniversalSegmentation.from_pretrained(path, local_files_only=True)
+    config = Mask2FormerConfig.from_pretrained(path, local_files_only=True)
+    # transformers v5 looks a string `backbone` up on the Hub; the folder's backbone_config is all it needs
+    if getattr(config, "backbone_config", None) is not None:
+        config.backbone, config.use_pretrained_backbone = None, False
+    model = Mask2FormerForUniversalSegmentation.from_pretrained(path, config=config, local_files_only=True)
     processor = Mask2FormerImageProcessor.from_pretrained(path, local_files_only=True)
     return Mask2FormerDetector(model, processor, device)
 
