@@ -64,8 +64,6 @@ def test_samples_do_not_depend_on_batch_size_or_global_rng(tmp_path, sampler):
     assert not np.array_equal(images_a, images_c)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="genbench/sources.py calls np.lib.format._read_array_header, absent in numpy 2.4")
 def test_assembled_npz_is_read_by_the_sample_sources(tmp_path):
     from genbench.sources import open_source
 
