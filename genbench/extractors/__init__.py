@@ -20,8 +20,15 @@ def _inception(weights: str | Path | None) -> nn.Module:
     return InceptionFeatures.from_weights(weights)
 
 
+def _shapes(weights: str | Path | None) -> nn.Module:
+    from genbench.extractors.shapes import ShapesFeatures
+
+    return ShapesFeatures.from_weights(weights)
+
+
 EXTRACTORS: dict[str, ExtractorBuilder] = {
     "inception": _inception,
+    "shapes": _shapes,
 }
 
 
