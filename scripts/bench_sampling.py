@@ -31,7 +31,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--guidance-interval", type=float, nargs=2, default=(0.0, 0.7))
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per row (median reported)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (1: on a shared 2-core box, 2 contended threads are far slower)")
     return parser.parse_args()
 
 
