@@ -39,9 +39,33 @@ def parse_metric_list(text: str) -> list[str]:
     return names
 
 
+def sample_model(model: Path, out: Path, official: str | None, vae: Path | None, num: int, sampler: str,
+                 steps: int, cfg_scale: float, guidance_interval: tuple[float, float], seed: int,
+                 batch_size: int, device: str) -> dict:
+    """`genbench sample` into `out` (resumable shards beside it); returns the sampling settings."""
+    from genbench.cli.sample import sample
+    from genbench.sampling.generate import read_manifest
+
+    work_dir = out.with_suffix(".shards")
+    sample(model=model, out=out, num=num, official=official, vae=vae, sampler=sampler, steps=steps,
+           cfg_scale=cfg_scale, guidance_interval=guidance_interval, seed=seed, batch_size=batch_size,
+           work_dir=work_dir, device=device)
+    return {**read_manifest(work_dir).to_json(), "samples_path": str(out)}
+
+
 @app.command("eval")
 def eval_command(
-    samples: Path = typer.Option(..., help="ADM .npz (arr_0 uint8 NHWC) or a folder of PNG/JPEG samples."),
+    samples: Path | None = typer.Option(None, help="ADM .npz (arr_0 uint8 NHWC) or a folder of PNG/JPEG."),
+    model: Path | None = typer.Option(None, help="Instead of --samples: sample this checkpoint first "
+                                                 "(genbench's, or official with --official), then evaluate."),
+    official: str | None = typer.Option(None, help="With --model: official model name (see `sample`)."),
+    vae: Path | None = typer.Option(None, help="With --model --official: VAE weights."),
+    num: int = typer.Option(50_000, min=1, help="With --model: number of samples."),
+    sampler: str = typer.Option("sde", help="With --model: sde | ode."),
+    steps: int = typer.Option(250, min=1, help="With --model: sampling steps."),
+    cfg_scale: float = typer.Option(1.0, help="With --model: guidance scale (1 = off)."),
+    guidance_interval: tuple[float, float] = typer.Option((0.0, 1.0), help="With --model: LOW HIGH."),
+    sample_seed: int = typer.Option(0, help="With --model: seed of labels and noise."),
     ref: Path = typer.Option(..., help="Reference statistics .npz (ADM batch or `genbench ref build`)."),
     metrics: str = typer.Option(DEFAULT_METRICS, help="Comma-separated metric names."),
     extractor: str = typer.Option("inception", help="Feature extractor (registry name)."),
@@ -54,7 +78,10 @@ def eval_command(
     seed: int = typer.Option(2020, help="Seed of KID's subset draws (torch-fidelity's default)."),
     out: Path | None = typer.Option(None, help="Results JSON to write."),
 ) -> None:
-    """Compute FID, sFID, IS, precision/recall and KID of samples against reference statistics."""
+    """Compute FID, sFID, IS, precision/recall and KID of samples (or of a model's samples) against
+    reference statistics."""
+    if (samples is None) == (model is None):
+        raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT")
     rank, _ = init_distributed(device)
     if device == "cuda":
         import os
@@ -62,6 +89,11 @@ def eval_command(
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     names = parse_metric_list(metrics)
     requested_metrics(names)  # unknown names fail before anything is loaded
+    sampling = None
+    if model is not None:
+        samples = (out or Path("genbench-results.json")).with_suffix(".samples.npz")
+        sampling = sample_model(model, samples, official, vae, num, sampler, steps, cfg_scale,
+                                guidance_interval, sample_seed, batch_size, device)
     source = open_source(samples)
     reference = ReferenceStats.load(ref)
     feature_extractor = build_extractor(extractor, weights)
@@ -71,6 +103,8 @@ def eval_command(
                                       num_workers, options, advance)
     if rank != 0:
         return
+    if sampling is not None:
+        provenance["sampling"] = sampling
     print_metrics(values, provenance)
     if out is not None:
         write_results(out, values, provenance)
