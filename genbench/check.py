@@ -72,7 +72,8 @@ def parse_tolerances(text: str | None) -> dict[str, Tolerance]:
 
 def verdict(metric: str, baseline: float, current: float, tolerance: Tolerance) -> str:
     worse_by = (current - baseline) * -metric_direction(metric)  # > 0 means worse
-    if worse_by > tolerance.allowed(baseline):
+    # a hair of slack so that a change of exactly the tolerance (0.80 vs 0.82 at 0.02) is not a float accident
+    if worse_by > tolerance.allowed(baseline) + 1e-9 * max(1.0, abs(baseline)):
         return "regression"
     if worse_by == 0:
         return "equal"

@@ -96,6 +96,8 @@ def test_verdicts_and_tolerance_parsing():
         parse_tolerances("fid=-1")
     assert verdict("fid", 2.0, 2.4, Tolerance(0.5)) == "within tolerance"
     assert verdict("fid", 2.0, 2.6, Tolerance(0.5)) == "regression"
+    assert verdict("precision", 0.82, 0.80, Tolerance(0.02)) == "within tolerance"  # exactly the tolerance
+    assert verdict("precision", 0.82, 0.7999, Tolerance(0.02)) == "regression"
     assert verdict("lpips", 0.1, 0.05, Tolerance(0.0)) == "better"
     assert verdict("fd_dinov2", 100.0, 103.0, Tolerance(0.02, relative=True)) == "regression"
     assert verdict("psnr", 30.0, 29.5, Tolerance(0.02, relative=True)) == "within tolerance"  # 0.6 allowed
