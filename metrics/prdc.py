@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metrics.precision_recall import _as_rows, _squared_distances, manifold_radii
+from metrics.precision_recall import _squared_distances, manifold_radii, paired_rows
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -31,10 +31,7 @@ def density_coverage(
     device: str | torch.device | None = None,
 ) -> tuple[float, float]:
     """(density, coverage) of fake rows [M, d] against real rows [N, d] (N > k)."""
-    r = _as_rows("real features", real, device)
-    f = _as_rows("fake features", fake, r.device)
-    if r.shape[1] != f.shape[1]:
-        raise ValueError(f"real and fake features differ in dimension: {r.shape[1]} vs {f.shape[1]}")
+    r, f = paired_rows(real, fake, device)
     squared_radii = manifold_radii(r, k, half=False, block_size=block_size)
     balls_containing = 0.0  # sum over real i and fake j of 1[d(i, j) < radius_i]
     covered = torch.zeros(r.shape[0], dtype=torch.bool, device=r.device)

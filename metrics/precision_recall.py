@@ -75,15 +75,23 @@ def precision_recall(
     device: str | torch.device | None = None,
 ) -> tuple[float, float]:
     """(precision, recall) of fake rows [M, d] against real rows [N, d]."""
-    r = _as_rows("real features", real, device)
-    f = _as_rows("fake features", fake, r.device)
-    if r.shape[1] != f.shape[1]:
-        raise ValueError(f"real and fake features differ in dimension: {r.shape[1]} vs {f.shape[1]}")
+    r, f = paired_rows(real, fake, device)
     real_radii = manifold_radii(r, k, half, block_size)
     fake_radii = manifold_radii(f, k, half, block_size)
     precision = _coverage(f, r, real_radii, half, block_size).double().mean()
     recall = _coverage(r, f, fake_radii, half, block_size).double().mean()
     return float(precision), float(recall)
+
+
+def paired_rows(
+    real: ArrayLike, fake: ArrayLike, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated float32 real [N, d] and fake [M, d] rows on one device."""
+    r = _as_rows("real features", real, device)
+    f = _as_rows("fake features", fake, r.device)
+    if r.shape[1] != f.shape[1]:
+        raise ValueError(f"real and fake features differ in dimension: {r.shape[1]} vs {f.shape[1]}")
+    return r, f
 
 
 def _as_rows(name: str, value: ArrayLike, device: str | torch.device | None = None) -> torch.Tensor:
