@@ -26,7 +26,9 @@ from genbench.cli import commands  # noqa: E402,F401
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a `typer.Exit(N)`.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except GenbenchError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
