@@ -4,8 +4,8 @@ A source has `len()`, `image_size` (H, W), `description` (for messages and prove
 `batches(batch_size, indices)` yielding `(uint8 [N, 3, H, W], int64 index [N])`. Sources:
 
 - `NpzSource`: ADM's `.npz` (`arr_0`, uint8 [N, H, W, 3]). An uncompressed member (np.savez, ADM's own
-  files) is memory-mapped, so memory does not grow with the sample count; a compressed one
-  (np.savez_compressed) is streamed front to back.
+  files) is read batch by batch at its byte offset, so memory does not grow with the sample count; a
+  compressed one (np.savez_compressed) is streamed front to back.
 - `FolderSource`: PNG/JPEG files under a folder, in sorted path order, decoded in DataLoader workers.
 - `TensorSource`: images already in memory (uint8 [N, 3, H, W] tensor or [N, H, W, 3] array).
 """
@@ -158,7 +158,7 @@ class NpzSource(SampleSource):
             raise GenbenchError(
                 f"{self.path}: {key} is truncated (file ends before its {self._shape[0]} images)"
             )
-        self._array: np.ndarray | None = None
+        self._file = None
         self._stream = None
         self._stream_position = 0
 
@@ -168,9 +168,21 @@ class NpzSource(SampleSource):
     def read(self, indices: Sequence[int]) -> np.ndarray:
         if self.sequential:
             return self._read_streamed(indices)
-        if self._array is None:  # opened lazily, once per DataLoader worker
-            self._array = np.memmap(self.path, np.uint8, mode="r", offset=self._offset, shape=self._shape)
-        return np.ascontiguousarray(self._array[list(indices)].transpose(0, 3, 1, 2))
+        # Plain reads, not a memory map: mapped pages count towards resident memory, which would then grow
+        # with the file (2x the RSS at 4x the images). A run of consecutive indices is one read.
+        if self._file is None:  # opened lazily, once per DataLoader worker
+            self._file = open(self.path, "rb")
+        image_bytes = int(np.prod(self._shape[1:]))
+        out = np.empty((len(indices), *self._shape[1:]), dtype=np.uint8)
+        start = 0
+        while start < len(indices):
+            end = start + 1
+            while end < len(indices) and indices[end] == indices[end - 1] + 1:
+                end += 1
+            self._file.seek(self._offset + indices[start] * image_bytes)
+            self._file.readinto(memoryview(out[start:end]).cast("B"))
+            start = end
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
     def _read_streamed(self, indices: Sequence[int]) -> np.ndarray:
         image_bytes = int(np.prod(self._shape[1:]))
@@ -191,7 +203,7 @@ class NpzSource(SampleSource):
         return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_array": None, "_stream": None, "_stream_position": 0}
+        return {**self.__dict__, "_file": None, "_stream": None, "_stream_position": 0}
 
 
 # --------------------------------------------------------------------------------------------------
