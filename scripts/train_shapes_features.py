@@ -30,8 +30,8 @@ TRAIN_STREAM, HELDOUT_STREAM = 1000, 2000  # world seeds = stream + --seed; disj
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=900)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-images", type=int, default=10000)
     parser.add_argument("--eval-images", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=3e-3)

@@ -23,7 +23,7 @@ from genbench.models.encoders import to_unit_range
 from genbench.weights import verify_sha256
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "worlds" / "weights" / "shapes_features.safetensors"
-WEIGHTS_SHA256 = "9097bc73676d0345b89cf6046c3f86e0db7e39fc2366f363e08b7ab797f9bbb3"
+WEIGHTS_SHA256 = "a367f09899475efb036f922d05334eaa00294e0c2552466cfc4457127a181ee5"
 RESOLUTION = 32
 SPATIAL_CHANNELS = 4
 
