@@ -87,7 +87,16 @@ def rss_child(npz: str, extractor: str, weights: str, device: str) -> None:
     # Statistics only (the FID/sFID path). Metrics that need rows (P/R, KID, IS) also keep 4 bytes per
     # feature per image: 8 KiB/image for pool3, by design.
     extract(open_source(npz), model, ["pool"], [], batch_size=64, device=device)
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark. VmHWM belongs to the address space that exec
+    created; getrusage's ru_maxrss would also carry the parent's peak across fork+exec on Linux."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
