@@ -133,3 +133,13 @@ def test_registry_builds_the_shapes_extractor():
     assert "shapes" in EXTRACTORS
     built = build_extractor("shapes")
     assert built.name == "shapes" and built.weights_sha256 == WEIGHTS_SHA256
+
+
+def test_shapes_network_is_the_worlds_repa_encoder():
+    from genbench.models.encoders import build_encoder
+    from genbench.worlds import ShapesWorld
+
+    images, _, _ = ShapesWorld(32).sample(3, seed=0)
+    encoder = build_encoder("shapes", 32, grid=4)
+    tokens = encoder(torch.as_tensor(images))
+    assert tokens.shape == (3, 16, 96) and torch.isfinite(tokens).all() and tokens.std() > 0

@@ -97,8 +97,16 @@ class TinyEncoder(nn.Module):
 
 
 EncoderBuilder = Callable[..., nn.Module]
+def build_shapes(resolution: int, weights: str | Path | None = None, grid: int = 4) -> nn.Module:
+    """The `shapes` world's feature CNN as REPA target (its role of DINOv2 there): [N, grid^2, 96] tokens."""
+    from genbench.extractors.shapes import build_shapes_encoder
+
+    return build_shapes_encoder(resolution, weights, grid)
+
+
 ENCODERS: dict[str, EncoderBuilder] = {
     "dinov2-vit-b": build_dinov2,
+    "shapes": build_shapes,
     "tiny": lambda resolution, weights=None, grid=4, z_dim=16: TinyEncoder(resolution, grid, z_dim),
 }
 
