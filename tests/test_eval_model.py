@@ -25,7 +25,9 @@ def test_eval_model_samples_then_evaluates(tmp_path, inception_weights, monkeypa
             "--ref", tmp_path / "ref.npz", "--weights", inception_weights, "--metrics", "fid,is",
             "--batch-size", 6, "--out", tmp_path / "results.json"]
     monkeypatch.setattr(sys, "argv", ["genbench", *map(str, args)])
-    main()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
     results = json.loads((tmp_path / "results.json").read_text())
     sampling = results["provenance"]["sampling"]
     assert sampling["num_samples"] == 6 and sampling["num_steps"] == 3 and sampling["sampler"] == "ode"
