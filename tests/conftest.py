@@ -32,3 +32,17 @@ def random_images(n: int, size: int, seed: int, brightness: float = 1.0) -> np.n
     rng = np.random.default_rng(seed)
     small = rng.random((n, size // 4, size // 4, 3)) * 255 * brightness
     return np.clip(small.repeat(4, axis=1).repeat(4, axis=2), 0, 255).astype(np.uint8)
+
+
+def run_main(capsys, monkeypatch, *args) -> tuple[int, str, str]:
+    """The console script's main() in this process: (exit code, stdout, stderr)."""
+    from genbench.cli import main
+
+    monkeypatch.setattr("sys.argv", ["genbench", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_main
 
 from genbench.check import Tolerance, compare, parse_tolerances, verdict
-from genbench.cli import main
 from genbench.errors import GenbenchError
 from genbench.results import write_results
 
@@ -32,14 +32,7 @@ def results(tmp_path, **changes) -> Path:
 
 
 def run_check(capsys, monkeypatch, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["genbench", "check", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(capsys, monkeypatch, "check", *args)
 
 
 @pytest.mark.parametrize("changes, expected_code, expected_verdict", [

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_main as run_cli
 
-from genbench.cli import main
 from genbench.errors import GenbenchError
 from genbench.leaderboard import (
     FORMATS,
@@ -29,17 +29,6 @@ def genbench(*args) -> subprocess.CompletedProcess:
     """The real console script in a fresh process (slow to start: used once)."""
     return subprocess.run([sys.executable, "-m", "genbench", *args], capture_output=True, text=True, cwd=REPO)
 
-
-def run_cli(capsys, monkeypatch, *args) -> tuple[int, str, str]:
-    """The console script's main() in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["genbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
