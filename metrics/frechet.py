@@ -1,9 +1,10 @@
 """Fréchet distance between two Gaussians, exact in float64 and safe on singular covariances.
 
 FD = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2). S1 S2 is similar to the symmetric PSD matrix
-R S2 R with R = sqrt(S1), so tr sqrt(S1 S2) = sum sqrt(eigvalsh(R S2 R)): two symmetric eigensolves
-instead of `scipy.linalg.sqrtm` of a non-symmetric product (slow, and complex or NaN when N < d).
-Negative eigenvalues are round-off and clamped to 0, so the result is real and finite.
+F^T S2 F for any factor S1 = F F^T (Cholesky when S1 is positive definite, else F = sqrt(S1) from eigh),
+so tr sqrt(S1 S2) = sum sqrt(eigvalsh(F^T S2 F)): symmetric solves instead of `scipy.linalg.sqrtm` of a
+non-symmetric product (slow, and complex or NaN when N < d). Negative eigenvalues are round-off and are
+clamped to 0, so the result is real and finite.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ def trace_sqrt_product(sigma1: ArrayLike, sigma2: ArrayLike) -> float:
     s2 = _as_float64("sigma2", sigma2, 2)
     s1 = (s1 + s1.T) / 2  # np.cov output is symmetric only up to round-off
     s2 = (s2 + s2.T) / 2
-    eigenvalues, eigenvectors = torch.linalg.eigh(s1)
-    root = (eigenvectors * eigenvalues.clamp(min=0).sqrt()) @ eigenvectors.T
-    middle = root @ s2 @ root
+    factor, info = torch.linalg.cholesky_ex(s1)
+    if info == 0:  # positive definite: S1 = L L^T, and L^T S2 L is similar to S1 S2 (~10x cheaper than eigh)
+        middle = factor.T @ s2 @ factor
+    else:  # singular (N <= d): the PSD square root R = V sqrt(max(L, 0)) V^T instead
+        eigenvalues, eigenvectors = torch.linalg.eigh(s1)
+        root = (eigenvectors * eigenvalues.clamp(min=0).sqrt()) @ eigenvectors.T
+        middle = root @ s2 @ root
     return float(torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum())
 
 
