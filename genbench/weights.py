@@ -1,6 +1,5 @@
 """Locating model weights: an explicit path, or the cache directory, with SHA-256 verification and an
-error that says exactly what to download and where to put it. Nothing here downloads by itself unless
-asked (`genbench weights fetch` style callers pass `download=True`)."""
+error that says exactly what to download and where to put it. Nothing here touches the network."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write, sha256_file
+from genbench.io import sha256_file
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def verify_sha256(path: Path, expected: str | None) -> str:
     return actual
 
 
-def resolve_weights(spec: WeightsSpec, override: str | Path | None = None, download: bool = False) -> Path:
+def resolve_weights(spec: WeightsSpec, override: str | Path | None = None) -> Path:
     """Path of `spec`'s weights: `override` as given (any hash; the caller records it), else the cache
     file, verified against the spec's SHA-256. A missing file is an error naming the URL and target."""
     if override is not None:
@@ -49,22 +48,9 @@ def resolve_weights(spec: WeightsSpec, override: str | Path | None = None, downl
         return path
     path = cache_dir() / spec.filename
     if not path.is_file():
-        if not download:
-            raise GenbenchError(
-                f"{path}: {spec.name} weights are missing. Download {spec.url} to that path "
-                f"(or set GENBENCH_CACHE), or pass --weights PATH to a local copy"
-            )
-        _download(spec.url, path)
+        raise GenbenchError(
+            f"{path}: {spec.name} weights are missing. Download {spec.url} to that path "
+            f"(or set GENBENCH_CACHE), or pass --weights PATH to a local copy"
+        )
     verify_sha256(path, spec.sha256)
     return path
-
-
-def _download(url: str, path: Path) -> None:
-    import urllib.request
-
-    try:
-        with atomic_write(path) as tmp, urllib.request.urlopen(url) as response, open(tmp, "wb") as out:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-    except OSError as error:
-        raise GenbenchError(f"{url}: download failed ({error}); download it by hand to {path}") from error
