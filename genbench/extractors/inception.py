@@ -19,7 +19,8 @@ from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from genbench.errors import GenbenchError
-from genbench.weights import WeightsSpec, resolve_weights, sha256_file
+from genbench.io import sha256_file
+from genbench.weights import WeightsSpec, resolve_weights
 
 INCEPTION_WEIGHTS = WeightsSpec(
     name="Inception-v3 (TF 2015-12-05, torch-fidelity format)",
