@@ -115,6 +115,16 @@ def _middle(channels: int, groups: int) -> nn.Module:
     return mid
 
 
+def _run_stage(stage: nn.Module, h: torch.Tensor, resample: str) -> torch.Tensor:
+    """One resolution level: ResNet blocks (each followed by its attention, if the level has any), then the
+    level's `downsample` / `upsample`, if it has one."""
+    for i, block in enumerate(stage.block):
+        h = block(h)
+        if len(stage.attn):
+            h = stage.attn[i](h)
+    return getattr(stage, resample)(h) if hasattr(stage, resample) else h
+
+
 def _run_middle(mid: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return mid.block_2(mid.attn_1(mid.block_1(h)))
 
@@ -149,12 +159,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for stage in self.down:
-            for i, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
-            if hasattr(stage, "downsample"):
-                h = stage.downsample(h)
+            h = _run_stage(stage, h, "downsample")
         h = _run_middle(self.mid, h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
@@ -187,12 +192,7 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = _run_middle(self.mid, self.conv_in(z))
         for stage in reversed(self.up):
-            for i, block in enumerate(stage.block):
-                h = block(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
-            if hasattr(stage, "upsample"):
-                h = stage.upsample(h)
+            h = _run_stage(stage, h, "upsample")
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
