@@ -42,6 +42,15 @@ class ExtractedFeatures:
 # --------------------------------------------------------------------------------------------------
 
 
+def local_device(device: str) -> str:
+    """"auto" picks cuda when available; under torchrun each process takes cuda:LOCAL_RANK."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
+
+
 def init_distributed(device: str) -> tuple[int, int]:
     """Join the process group that `torchrun` describes in the environment; (rank, world_size)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

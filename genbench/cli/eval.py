@@ -11,7 +11,7 @@ from rich.table import Table
 from genbench.cli import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
-from genbench.evaluate import evaluate, init_distributed, requested_metrics
+from genbench.evaluate import evaluate, init_distributed, local_device, requested_metrics
 from genbench.extractors import build_extractor
 from genbench.reference import ReferenceStats
 from genbench.results import write_results
@@ -82,11 +82,8 @@ def eval_command(
     reference statistics."""
     if (samples is None) == (model is None):
         raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT")
+    device = local_device(device)
     rank, _ = init_distributed(device)
-    if device == "cuda":
-        import os
-
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     names = parse_metric_list(metrics)
     requested_metrics(names)  # unknown names fail before anything is loaded
     sampling = None

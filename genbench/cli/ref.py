@@ -10,7 +10,7 @@ from rich.table import Table
 
 from genbench.cli import app
 from genbench.cli.progress import progress_bar
-from genbench.evaluate import build_reference, init_distributed
+from genbench.evaluate import build_reference, init_distributed, local_device
 from genbench.extractors import build_extractor
 from genbench.reference import registered_reference_sets
 from genbench.sources import open_source
@@ -30,6 +30,7 @@ def build(
     num_workers: int = typer.Option(0, min=0),
 ) -> None:
     """Compute mean/covariance (pool, spatial) and pool feature rows of a reference image set."""
+    device = local_device(device)
     rank, _ = init_distributed(device)
     source = open_source(data)
     feature_extractor = build_extractor(extractor, weights)

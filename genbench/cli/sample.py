@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -62,14 +61,11 @@ def sample(
     import torch
 
     from genbench.cli.progress import progress_bar
-    from genbench.evaluate import init_distributed
+    from genbench.evaluate import init_distributed, local_device
     from genbench.io import sha256_file
     from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    device = local_device(device)
     rank, world_size = init_distributed(device)
     loaded = _load(model, official, vae, latents_stats)
     sit = loaded.sit.to(device)

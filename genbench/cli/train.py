@@ -49,10 +49,11 @@ def train(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:i].")] = "auto",
 ) -> None:
     """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
+    from genbench.evaluate import local_device
     from genbench.training.data import ImageDataset
     from genbench.training.recipes import TrainConfig, Trainer, latest_checkpoint
 
-    device = _local_device(device)
+    device = local_device(device)
     if resume:
         checkpoint = latest_checkpoint(out)
         if checkpoint is None:
@@ -78,19 +79,6 @@ def train(
     path = run(trainer, total, out, log)
     if trainer.rank == 0:
         console.print(f"checkpoint: {path}")
-
-
-def _local_device(device: str) -> str:
-    """"auto" picks cuda when available; under torchrun each process takes cuda:LOCAL_RANK."""
-    import os
-
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
-    return device
 
 
 def _dataset(data: Path, checkpoint: Path):
