@@ -16,6 +16,7 @@ from genbench.extractors import build_extractor
 from genbench.reference import ReferenceStats
 from genbench.results import write_results
 from genbench.sources import open_source
+from genbench.worlds.demo import DEMO, demo_recipe, demo_reference
 
 DEFAULT_METRICS = "fid,sfid,is,pr,kid"
 
@@ -57,18 +58,21 @@ def sample_model(model: Path, out: Path, official: str | None, vae: Path | None,
 def eval_command(
     samples: Path | None = typer.Option(None, help="ADM .npz (arr_0 uint8 NHWC) or a folder of PNG/JPEG."),
     model: Path | None = typer.Option(None, help="Instead of --samples: sample this checkpoint first "
-                                                 "(genbench's, or official with --official), then evaluate."),
+                                                 "(genbench's, official with --official, or the shipped "
+                                                 "shapes-world demo[:sit|:repa|:repae]), then evaluate."),
     official: str | None = typer.Option(None, help="With --model: official model name (see `sample`)."),
     vae: Path | None = typer.Option(None, help="With --model --official: VAE weights."),
-    num: int = typer.Option(50_000, min=1, help="With --model: number of samples."),
+    num: int | None = typer.Option(None, min=1, help="With --model: number of samples [50000; demo 2000]."),
     sampler: str = typer.Option("sde", help="With --model: sde | ode."),
-    steps: int = typer.Option(250, min=1, help="With --model: sampling steps."),
+    steps: int | None = typer.Option(None, min=1, help="With --model: sampling steps [250; demo 50]."),
     cfg_scale: float = typer.Option(1.0, help="With --model: guidance scale (1 = off)."),
     guidance_interval: tuple[float, float] = typer.Option((0.0, 1.0), help="With --model: LOW HIGH."),
     sample_seed: int = typer.Option(0, help="With --model: seed of labels and noise."),
-    ref: Path = typer.Option(..., help="Reference statistics .npz (ADM batch or `genbench ref build`)."),
+    ref: Path | None = typer.Option(None, help="Reference statistics .npz (ADM batch or `genbench ref "
+                                               "build`); the demo defaults to reference_stats/shapes32.npz."),
     metrics: str = typer.Option(DEFAULT_METRICS, help="Comma-separated metric names."),
-    extractor: str = typer.Option("inception", help="Feature extractor (registry name)."),
+    extractor: str | None = typer.Option(None, help="Feature extractor (registry name) [inception; demo "
+                                                    "shapes]."),
     weights: Path | None = typer.Option(None, help="Extractor weights file (default: verified cache file)."),
     batch_size: int = typer.Option(64, min=1),
     device: str = typer.Option("cpu", help="cpu or cuda (cuda:N under torchrun is set per rank)."),
@@ -81,7 +85,15 @@ def eval_command(
     """Compute FID, sFID, IS, precision/recall and KID of samples (or of a model's samples) against
     reference statistics."""
     if (samples is None) == (model is None):
-        raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT")
+        raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT (try --model demo)")
+    demo = model is not None and demo_recipe(str(model)) is not None
+    if demo:
+        num, steps = num or DEMO.num, steps or DEMO.steps
+        extractor, ref = extractor or DEMO.extractor, ref or demo_reference()
+    num, steps, extractor = num or 50_000, steps or 250, extractor or "inception"
+    if ref is None:
+        raise GenbenchError("--ref is required: reference statistics .npz (an ADM batch, or `genbench ref "
+                            "build`); see `genbench ref list`")
     device = local_device(device)
     rank, _ = init_distributed(device)
     names = parse_metric_list(metrics)

@@ -30,10 +30,17 @@ def _load(model: Path, official: str | None, vae: Path | None, latents_stats: Pa
     return loaded
 
 
+def model_path(model: Path) -> Path:
+    """A checkpoint path, or the shipped file of a demo name (demo, demo:sit, demo:repa, demo:repae)."""
+    from genbench.worlds.demo import demo_recipe, resolve_demo_model
+
+    return resolve_demo_model(str(model)) if demo_recipe(str(model)) is not None else model
+
+
 @app.command()
 def sample(
-    model: Annotated[Path, typer.Option(help="genbench training checkpoint, or an official SiT file with "
-                                             "--official.")],
+    model: Annotated[Path, typer.Option(help="genbench training checkpoint, demo[:sit|:repa|:repae], "
+                                             "or an official SiT file with --official.")],
     out: Annotated[Path, typer.Option(help="ADM .npz to write (arr_0 uint8 NHWC, arr_1 labels).")],
     num: Annotated[int, typer.Option(help="Number of samples.")] = 50_000,
     official: Annotated[str | None, typer.Option(help="Official model name, e.g. sit-repae-sdvae, "
@@ -67,6 +74,7 @@ def sample(
 
     device = local_device(device)
     rank, world_size = init_distributed(device)
+    model = model_path(model)
     loaded = _load(model, official, vae, latents_stats)
     sit = loaded.sit.to(device)
     size = sit.grid_size * sit.patch_size

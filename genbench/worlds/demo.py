@@ -1,0 +1,74 @@
+"""The `shapes` world's demo: shipped checkpoints by name and the settings of `genbench eval --model demo`.
+
+`demo` is the REPA-E model; `demo:sit`, `demo:repa` and `demo:repae` name each recipe's checkpoint
+(scripts/train_shapes_models.py, equal steps). Checkpoints are slim genbench checkpoints
+({ema, vae, config, step}, read weights-only) checked against their SHA-256 before use. The reference side
+is `reference_stats/shapes32.npz`: `genbench ref build` with the `shapes` extractor on
+ShapesWorld(32).export_npz(n=5000, seed=0); the models trained on seed 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from genbench.errors import GenbenchError
+from genbench.weights import verify_sha256
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+REFERENCE_PATH = Path(__file__).resolve().parents[2] / "reference_stats" / "shapes32.npz"
+REFERENCE_SHA256 = "0fccf02558390793fdb57c873a42d68f155bde4df969fcf4051fab033af5ec49"
+CHECKPOINT_SHA256 = {
+    "sit": "6ce1d1a5cf58447ecfef1cc9502cc14fdcc439a1ef3f814731e660ac0742ea4d",
+    "repa": "5241c2ec70507b0cc331e0f71b9764d8605ed2472f0babad2a9918a4ba7fd9f7",
+    "repae": "9b5471d1b6e860e05d2dcbe3417d81b5046fcfbeae05867e96a389f4e39ea5ac",
+}
+DEFAULT_RECIPE = "repae"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What `genbench eval --model demo` runs unless an option overrides it."""
+
+    num: int = 2000
+    sampler: str = "sde"
+    steps: int = 50
+    extractor: str = "shapes"
+
+
+DEMO = DemoSettings()
+
+
+def demo_recipe(name: str) -> str | None:
+    """"demo" -> "repae", "demo:sit" -> "sit", ...; None when `name` is not a demo name."""
+    if name == "demo":
+        return DEFAULT_RECIPE
+    if not name.startswith("demo:"):
+        return None
+    recipe = name.removeprefix("demo:")
+    if recipe not in CHECKPOINT_SHA256:
+        choices = "|".join(f"demo:{r}" for r in CHECKPOINT_SHA256)
+        raise GenbenchError(f"--model {name}: unknown demo; use demo or {choices}")
+    return recipe
+
+
+def resolve_demo_model(name: str) -> Path:
+    """The shipped checkpoint of a demo name, after checking its SHA-256."""
+    recipe = demo_recipe(name)
+    if recipe is None:
+        raise GenbenchError(f"{name}: not a demo model name (demo, demo:sit, demo:repa, demo:repae)")
+    path = WEIGHTS_DIR / f"demo-{recipe}.pt"
+    if not path.is_file():
+        raise GenbenchError(f"{path}: demo checkpoint missing; rebuild it with "
+                            "scripts/train_shapes_models.py")
+    verify_sha256(path, CHECKPOINT_SHA256[recipe])
+    return path
+
+
+def demo_reference() -> Path:
+    """reference_stats/shapes32.npz after checking its SHA-256."""
+    if not REFERENCE_PATH.is_file():
+        raise GenbenchError(f"{REFERENCE_PATH}: shapes reference statistics missing; rebuild them with "
+                            "`genbench ref build` (see scripts/reproduce_shapes.sh)")
+    verify_sha256(REFERENCE_PATH, REFERENCE_SHA256)
+    return REFERENCE_PATH

@@ -1,0 +1,99 @@
+"""The shapes-world demo: shipped checkpoints and reference, `genbench eval --model demo`, the rebuild
+script at reduced steps, and the CI regression check of the demo row."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_main
+
+from genbench.errors import GenbenchError
+from genbench.leaderboard import read_board
+from genbench.models.official import load_model_checkpoint, read_state_file
+from genbench.reference import ReferenceStats
+from genbench.results import load_results
+from genbench.worlds import demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name, recipe", [("demo", "repae"), ("demo:sit", "sit"), ("demo:repa", "repa"),
+                                          ("demo:repae", "repae")])
+def test_demo_checkpoints_match_their_sha_and_load(name, recipe):
+    path = demo.resolve_demo_model(name)
+    assert path.name == f"demo-{recipe}.pt"
+    loaded = load_model_checkpoint(path)  # weights_only read, strict load
+    assert loaded.config["recipe"] == recipe
+    assert loaded.sit.num_classes == 20 and loaded.vae is not None
+    assert set(read_state_file(path)) == {"ema", "vae", "config", "step"}
+
+
+def test_recipes_share_steps_and_sit_but_only_repae_tunes_the_vae():
+    states = {r: read_state_file(demo.resolve_demo_model(f"demo:{r}")) for r in ("sit", "repa", "repae")}
+    assert len({int(s["step"]) for s in states.values()}) == 1
+    configs = [json.loads(s["config"])["sit"] for s in states.values()]
+    sits = [{k: v for k, v in c.items() if k != "z_dim"} for c in configs]
+    assert sits[0] == sits[1] == sits[2]  # the same SiT; only REPA's projector width (z_dim) differs
+    vae = {r: s["vae"] for r, s in states.items()}
+    assert all(torch.equal(vae["sit"][k], vae["repa"][k]) for k in vae["sit"])  # the frozen pre-trained VAE
+    assert not all(torch.equal(vae["sit"][k], vae["repae"][k]) for k in vae["sit"])  # tuned end to end
+
+
+def test_demo_names_and_tampered_files(tmp_path, monkeypatch):
+    assert demo.demo_recipe("runs/x.pt") is None
+    with pytest.raises(GenbenchError, match="unknown demo"):
+        demo.demo_recipe("demo:dit")
+    tampered = tmp_path / "demo-sit.pt"
+    tampered.write_bytes(demo.resolve_demo_model("demo:sit").read_bytes() + b"x")
+    monkeypatch.setattr(demo, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(GenbenchError, match="SHA-256"):
+        demo.resolve_demo_model("demo:sit")
+
+
+def test_shipped_reference_is_the_shapes_world_built_with_its_extractor():
+    reference = ReferenceStats.load(demo.demo_reference())
+    assert reference.meta["extractor"] == "shapes" and reference.meta["count"] == 5000
+
+
+def test_eval_demo_at_reduced_count(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "results.json"
+    code, stdout, _ = run_main(capsys, monkeypatch, "eval", "--model", "demo:repa", "--num", "40", "--steps",
+                               "4", "--metrics", "fid,is,pr", "--out", out)
+    assert code == 0, stdout
+    results = load_results(out)
+    assert results["provenance"]["extractor"] == "shapes"
+    assert results["provenance"]["sampling"]["num_samples"] == 40
+    assert results["provenance"]["sampling"]["num_steps"] == 4
+    assert results["metrics"]["fid"] > 0 and 1 <= results["metrics"]["is"] <= 20
+    assert "fid" in stdout
+
+
+@pytest.mark.slow
+def test_demo_reproduces_its_leaderboard_row(tmp_path, capsys, monkeypatch):
+    """The project's own CI regression check: the full demo run against the stored `demo` row."""
+    out = tmp_path / "results.json"
+    code, stdout, _ = run_main(capsys, monkeypatch, "eval", "--model", "demo", "--out", out)
+    assert code == 0, stdout
+    row = read_board(ROOT / "leaderboards" / "shapes.csv").query("name == 'demo'").iloc[-1]
+    measured = load_results(out)["metrics"]
+    for metric in ("fid", "sfid", "is", "precision", "recall", "kid"):
+        assert measured[metric] == pytest.approx(row[metric], rel=1e-4, abs=1e-6), metric
+    code, stdout, _ = run_main(capsys, monkeypatch, "check", out, "--baseline",
+                               ROOT / "leaderboards" / "shapes.csv", "--row", "demo")
+    assert code == 0, stdout
+
+
+@pytest.mark.slow
+def test_training_script_rebuilds_the_demo_checkpoints_at_reduced_steps(tmp_path):
+    command = [sys.executable, str(ROOT / "scripts" / "train_shapes_models.py"), "--out", str(tmp_path),
+               "--train-images", "64", "--vae-steps", "2", "--steps", "2", "--batch-size", "8",
+               "--checkpoint-every", "1"]
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    for recipe in ("sit", "repa", "repae"):
+        path = tmp_path / f"demo-{recipe}.pt"
+        assert load_model_checkpoint(path).config["recipe"] == recipe
+        assert int(read_state_file(path)["step"]) == 2
+        assert len(list((tmp_path / recipe / "checkpoints").glob("*.pt"))) == 2
