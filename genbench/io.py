@@ -34,3 +34,9 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` (UTF-8) through `atomic_write`."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -166,10 +166,10 @@ def test_sit_and_vae_decoder_produce_images(tmp_path):
     assert sorted(labels.tolist()) == sorted(balanced_labels(3, 5, seed=7).tolist())
 
 
-def _tiny_checkpoint(path):
+def _tiny_checkpoint(path, num_classes=5):
     from genbench.models import build_sit, build_vae
 
-    sit_config = {"input_size": 8, "num_classes": 5, "z_dim": 0, "latent_norm": "scale"}
+    sit_config = {"input_size": 8, "num_classes": num_classes, "z_dim": 0, "latent_norm": "scale"}
     config = {"sit": {"name": "SiT-T/2", **sit_config}, "vae": {"preset": "tiny-f4d4"}}
     torch.manual_seed(0)
     sit = build_sit("SiT-T/2", **sit_config)

@@ -1,7 +1,9 @@
-"""`genbench geneval prompts|score`: GenEval prompt suites and GenEval-rule scoring of an image folder."""
+"""`genbench geneval prompts|generate|score`: GenEval prompt suites, images from a class-conditional model,
+and GenEval-rule scoring of an image folder."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,20 +31,102 @@ def prompts_command(
     metadata: Path | None = typer.Option(None, help="Use GenEval's evaluation_metadata.jsonl instead."),
 ) -> None:
     """Write a prompt suite (4 images per prompt go in <NNNNN>/samples/0000.png ... 0003.png)."""
-    from genbench.geneval.prompts import IMAGES_PER_PROMPT, generate_suite, load_metadata, write_suite
+    from genbench.geneval.prompts import IMAGES_PER_PROMPT, write_suite
 
-    if metadata is not None:
-        records = load_metadata(metadata)
-    elif world == "coco":
-        records = generate_suite(seed, per_task)
-    elif world == "shapes":
-        from genbench.geneval.shapes import shapes_suite
-
-        records = shapes_suite(seed, per_task)
-    else:
-        raise GenbenchError(f"--world {world}: unknown; choose coco or shapes")
+    records = _suite(metadata, seed, per_task, world)
     write_suite(records, out)
     Console().print(f"{len(records)} prompts x {IMAGES_PER_PROMPT} images -> {out}", highlight=False)
+
+
+def _suite(metadata: Path | None, seed: int, per_task: int, world: str) -> list[dict]:
+    from genbench.geneval.prompts import generate_suite, load_metadata
+
+    if metadata is not None:
+        return load_metadata(metadata)
+    if world == "coco":
+        return generate_suite(seed, per_task)
+    if world == "shapes":
+        from genbench.geneval.shapes import shapes_suite
+
+        return shapes_suite(seed, per_task)
+    raise GenbenchError(f"--world {world}: unknown; choose coco or shapes")
+
+
+@geneval_app.command("generate")
+def generate_command(
+    model: str = typer.Option("demo", help="demo[:sit|:repa|:repae], a genbench checkpoint of the shapes "
+                                          "world, or `world` (the world's own images: the checks' ceiling)."),
+    out: Path = typer.Option(..., help="Folder for GenEval's <NNNNN>/metadata.jsonl + samples/ layout."),
+    metadata: Path | None = typer.Option(None, help="Prompt suite (evaluation_metadata.jsonl); default: "
+                                                    "the shapes suite of --prompt-seed."),
+    prompt_seed: int = typer.Option(0, help="Seed of the generated shapes prompt suite."),
+    per_task: int = typer.Option(10, min=1, help="Draws per task of the generated suite."),
+    images_per_prompt: int = typer.Option(4, min=1, help="Images per prompt (GenEval: 4)."),
+    sampler: str = typer.Option("sde", help="sde (Euler-Maruyama) | ode (Euler)."),
+    steps: int = typer.Option(50, min=1, help="Sampling steps."),
+    cfg_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (1 = off)."),
+    seed: int = typer.Option(0, help="Seed of every image's noise and of colours for colour-free prompts."),
+    batch_size: int = typer.Option(64, min=1, help="Images per forward pass (does not change them)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+) -> None:
+    """Sample each prompt a class label can express (single object, colour) into GenEval's layout; the
+    others are listed with the reason in OUT/skipped.jsonl. Resumes: existing images are kept."""
+    from genbench.cli.progress import progress_bar
+    from genbench.geneval.generate import SKIPPED, generate_geneval_images, plan_prompts, world_sampler
+    from genbench.io import sha256_file, write_text_atomic
+    from genbench.worlds import ShapesWorld
+
+    world = ShapesWorld(32)
+    records = _suite(metadata, prompt_seed, per_task, "shapes")
+    plan = plan_prompts(records, world.class_names, images_per_prompt, seed)
+    if not plan.sampled:
+        raise GenbenchError(f"{metadata or 'the prompt suite'}: no prompt maps to a class of the shapes "
+                            "world (one object of a shape kind, a world colour or none)")
+    if model == "world":
+        sample_images, described = world_sampler(world, seed), "shapes world (ground-truth images)"
+    else:
+        sample_images, described = _model_sampler(model, world.num_classes, sampler, steps, cfg_scale, seed,
+                                                  device)
+    total = sum(len(labels) for _, labels in plan.sampled)
+    with progress_bar("geneval images", total) as advance:
+        written = generate_geneval_images(sample_images, plan, out, batch_size, advance)
+    generation = {"model": described, "seed": seed, "images_per_prompt": images_per_prompt,
+                  "prompts": len(plan.sampled), "skipped_prompts": len(plan.skipped),
+                  "metadata": str(metadata) if metadata else f"shapes suite seed {prompt_seed}"}
+    if model != "world":
+        generation |= {"model_sha256": sha256_file(Path(described)), "sampler": sampler, "steps": steps,
+                       "cfg_scale": cfg_scale}
+    write_text_atomic(out / "generation.json", json.dumps(generation, indent=2))
+    skipped_tasks = sorted({record["tag"] for record, _ in plan.skipped})
+    Console().print(f"{len(plan.sampled)} prompts x {images_per_prompt} images -> {out} ({written} new); "
+                    f"{len(plan.skipped)} prompts the class label cannot express "
+                    f"({', '.join(skipped_tasks) or 'none'}) listed in {out / SKIPPED}", highlight=False)
+
+
+def _model_sampler(model: str, num_classes: int, sampler: str, steps: int, cfg_scale: float, seed: int,
+                   device: str):
+    """(image sampler, checkpoint path) for a demo name or genbench checkpoint of the shapes world."""
+    from genbench.cli.sample import model_path
+    from genbench.evaluate import local_device
+    from genbench.geneval.generate import model_sampler
+    from genbench.models import load_model_checkpoint
+    from genbench.sampling.generate import SampleSettings
+
+    path = model_path(Path(model))
+    if not path.is_file():
+        raise GenbenchError(f"{path}: no such checkpoint file; pass --model demo, a checkpoint or world")
+    loaded = load_model_checkpoint(path)
+    if loaded.vae is None:
+        raise GenbenchError(f"{path}: its config names no VAE to decode with")
+    if loaded.sit.num_classes != num_classes:
+        raise GenbenchError(f"{path}: the model has {loaded.sit.num_classes} classes, the shapes world "
+                            f"{num_classes}; geneval generate needs a model of the shapes world")
+    device = local_device(device)
+    sit, size = loaded.sit.to(device), loaded.sit.grid_size * loaded.sit.patch_size
+    settings = SampleSettings(num_samples=1, latent_shape=(sit.in_channels, size, size),
+                              num_classes=num_classes, sampler=sampler, num_steps=steps, cfg_scale=cfg_scale,
+                              seed=seed)
+    return model_sampler(sit, loaded.vae.to(device), settings, device), str(path)
 
 
 def _build_checks(detector: str, weights: Path | None, clip_weights: Path | None, device: str):
@@ -121,5 +205,8 @@ def score_command(
                   "geneval": {"detector": detector, "rules": asdict(rules), "prompts": summary["prompts"],
                               "images_dir": str(images_dir), "results_jsonl": str(out),
                               "missing_tasks": summary["missing_tasks"]}}
+    generation = images_dir / "generation.json"  # written by `genbench geneval generate`
+    if generation.is_file():
+        provenance["geneval"]["generation"] = json.loads(generation.read_text())
     write_results(results, metrics, provenance)
     Console().print(f"per-image records: {out}\nresults: {results}", highlight=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write
+from genbench.io import write_text_atomic
 
 # COCO-80 in detector order, with GenEval's names at positions 64-66 (mouse, remote, keyboard).
 CLASSES = (
@@ -202,11 +202,6 @@ def load_metadata(path: str | Path) -> list[dict]:
 
 # --- writing ------------------------------------------------------------------------------------------
 
-def _write_text(path: Path, text: str) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
-
-
 def write_suite(records: list[dict], out: str | Path) -> Path:
     """Write `evaluation_metadata.jsonl`, `generation_prompts.txt` and GenEval's generation layout
     `<NNNNN>/metadata.jsonl` + empty `<NNNNN>/samples/` (images go in as samples/<NNNN>.png)."""
@@ -215,7 +210,7 @@ def write_suite(records: list[dict], out: str | Path) -> Path:
     for index, record in enumerate(records):
         folder = out / f"{index:05d}"
         (folder / "samples").mkdir(parents=True, exist_ok=True)
-        _write_text(folder / "metadata.jsonl", json.dumps(record) + "\n")
-    _write_text(out / "generation_prompts.txt", "".join(r["prompt"] + "\n" for r in records))
-    _write_text(out / "evaluation_metadata.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+        write_text_atomic(folder / "metadata.jsonl", json.dumps(record) + "\n")
+    write_text_atomic(out / "generation_prompts.txt", "".join(r["prompt"] + "\n" for r in records))
+    write_text_atomic(out / "evaluation_metadata.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return out

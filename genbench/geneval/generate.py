@@ -1,0 +1,132 @@
+"""GenEval images from a class-conditional model: each prompt that a class label can express is sampled
+`images_per_prompt` times into GenEval's layout, so `genbench geneval score` closes the loop offline.
+
+A prompt maps to a class when it asks for exactly one object of one of the world's kinds, with a colour of
+the world or none (single_object, colors); prompts the class label cannot express (two objects, counts
+above one, relations) are listed in `skipped.jsonl` with the reason, never sampled with a wrong label.
+A colour-free prompt takes a colour drawn from (seed, prompt index), the same on every run.
+
+Layout (GenEval's): OUT/<NNNNN>/metadata.jsonl + OUT/<NNNNN>/samples/<NNNN>.png, folders numbered over the
+sampled prompts in suite order. Image j of prompt folder p is sample index p * images_per_prompt + j, so
+it depends on (seed, index) only; a folder whose PNGs all exist is skipped on resume.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genbench.errors import GenbenchError
+from genbench.io import atomic_write, write_text_atomic
+
+# sample indices [n], labels [n] -> uint8 images [n, H, W, 3]
+ImageSampler = Callable[[list[int], torch.Tensor], np.ndarray]
+SKIPPED = "skipped.jsonl"
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    """The class labels to sample for each expressible prompt, and the prompts left out with why."""
+
+    sampled: list[tuple[dict, list[int]]]  # (prompt record, label of each image)
+    skipped: list[tuple[dict, str]]  # (prompt record, reason)
+
+
+def _unexpressible(record: dict, kinds: Sequence[str], colors: Sequence[str]) -> str | None:
+    """Why a class label cannot express `record`, or None when it can."""
+    include = record["include"]
+    if len(include) != 1 or record.get("exclude"):
+        return f"{record['tag']}: asks for {len(include)} object groups; a class label draws one kind"
+    clause = include[0]
+    if clause["count"] != 1:
+        return f"asks for {clause['count']} objects; the class label does not set the count"
+    if clause["class"] not in kinds:
+        return f"class {clause['class']!r} is not one of the world's kinds ({', '.join(kinds)})"
+    if clause.get("color") is not None and clause["color"] not in colors:
+        return f"colour {clause['color']!r} is not one of the world's colours ({', '.join(colors)})"
+    return None
+
+
+def plan_prompts(records: list[dict], class_names: Sequence[str], images_per_prompt: int,
+                 seed: int) -> PromptPlan:
+    """Labels for each prompt; `class_names` are "<colour> <kind>" (the shapes world's CLASS_NAMES)."""
+    pairs = [name.split(" ", 1) for name in class_names]
+    colors = list(dict.fromkeys(color for color, _ in pairs))
+    kinds = list(dict.fromkeys(kind for _, kind in pairs))
+    label_of = {(color, kind): index for index, (color, kind) in enumerate(pairs)}
+    sampled, skipped = [], []
+    for prompt_index, record in enumerate(records):
+        reason = _unexpressible(record, kinds, colors)
+        if reason is not None:
+            skipped.append((record, reason))
+            continue
+        clause = record["include"][0]
+        rng = np.random.default_rng([seed, prompt_index])
+        picks = [clause.get("color") or colors[int(rng.integers(len(colors)))]
+                 for _ in range(images_per_prompt)]
+        sampled.append((record, [label_of[(color, clause["class"])] for color in picks]))
+    return PromptPlan(sampled, skipped)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    with atomic_write(path, suffix=".png") as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def generate_geneval_images(sample_images: ImageSampler, plan: PromptPlan, out: str | Path,
+                            batch_size: int = 64, advance: Callable[[int], None] | None = None) -> int:
+    """Sample every planned image that is not on disk yet into GenEval's layout; returns images written."""
+    if batch_size < 1:
+        raise GenbenchError(f"--batch-size {batch_size}: must be at least 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    per_prompt = len(plan.sampled[0][1]) if plan.sampled else 0
+    todo: list[tuple[Path, int, int]] = []  # (png path, sample index, label)
+    for folder_index, (record, labels) in enumerate(plan.sampled):
+        folder = out / f"{folder_index:05d}"
+        (folder / "samples").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "metadata.jsonl", json.dumps(record) + "\n")
+        for j, label in enumerate(labels):
+            path = folder / "samples" / f"{j:04d}.png"
+            if not path.exists():
+                todo.append((path, folder_index * per_prompt + j, label))
+            elif advance is not None:
+                advance(1)
+    write_text_atomic(out / SKIPPED, "".join(json.dumps({"reason": reason, **record}) + "\n"
+                                       for record, reason in plan.skipped))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start: start + batch_size]
+        images = sample_images([index for _, index, _ in batch], torch.tensor([label for *_, label in batch]))
+        for (path, _, _), image in zip(batch, images, strict=True):
+            _write_png(path, image)
+        if advance is not None:
+            advance(len(batch))
+    return len(todo)
+
+
+# --- image samplers -------------------------------------------------------------------------------------
+
+def model_sampler(sit: torch.nn.Module, vae: torch.nn.Module, settings, device: str) -> ImageSampler:
+    """A SiT + VAE through genbench's sampler: image i is a function of (settings.seed, i) and its label."""
+    from genbench.sampling.generate import sample_batch, to_uint8, vae_decoder
+
+    decode = vae_decoder(sit, vae)
+
+    def sample_images(indices: list[int], labels: torch.Tensor) -> np.ndarray:
+        return to_uint8(decode(sample_batch(sit, settings, indices, labels, device)))
+    return sample_images
+
+
+def world_sampler(world, seed: int) -> ImageSampler:
+    """The world's own images of each label: the ceiling a perfect model would reach under the checks."""
+    def sample_images(indices: list[int], labels: torch.Tensor) -> np.ndarray:
+        pairs = zip(indices, labels.tolist(), strict=True)
+        images = [world.sample_one(seed, index, int(label))[0] for index, label in pairs]
+        return np.stack(images).transpose(0, 2, 3, 1)
+    return sample_images
