@@ -76,18 +76,36 @@ def _ordered(columns: list[str]) -> list[str]:
     return known + [c for c in columns if c not in COLUMN_ORDER]
 
 
+def _sampling_record(provenance: dict) -> dict:
+    """How the evaluated images were made, when genbench made them: `eval --model`'s sampling manifest or
+    `geneval generate`'s generation record."""
+    return provenance.get("sampling") or provenance.get("geneval", {}).get("generation") or {}
+
+
+def _model_name(sampling: dict) -> str | None:
+    """"<file> (<sha256 prefix>)" of the sampled checkpoint. Sampling manifests record the model as
+    "<file> sha256:<hex> official:<name>"; generation records as a path beside `model_sha256`."""
+    model = sampling.get("model")
+    if not model:
+        return None
+    name, _, rest = model.partition(" sha256:")
+    sha = rest[:8] or sampling.get("model_sha256", "")[:8]
+    return f"{Path(name).name} ({sha})" if sha else model
+
+
 def results_row(results_path: str | Path, name: str | None = None) -> dict[str, Any]:
     """One measured row from a results file: its metrics plus the provenance a reader needs."""
     document = load_results(results_path)
     provenance = document["provenance"]
-    cfg = provenance.get("cfg_scale")
-    interval = provenance.get("guidance_interval")
+    sampling = _sampling_record(provenance)
+    cfg = provenance.get("cfg_scale", sampling.get("cfg_scale"))
+    interval = provenance.get("guidance_interval", sampling.get("guidance_interval"))
     if cfg is not None and interval is not None:
         cfg = f"{cfg} {list(interval)}"
     row = {
         "name": name or provenance.get("model") or Path(results_path).stem,
         "kind": "measured",
-        "model": provenance.get("model"),
+        "model": provenance.get("model") or _model_name(sampling),
         "tokenizer": provenance.get("tokenizer"),
         "epochs": provenance.get("epochs"),
         "cfg": "none" if cfg is None else str(cfg),

@@ -57,6 +57,19 @@ def test_add_appends_a_measured_row_with_provenance(mixed_board):
     assert pd.isna(board.iloc[0]["kid"])  # a new metric column is empty for older rows
 
 
+def test_row_names_the_sampled_checkpoint_from_the_sampling_record(tmp_path):
+    sha = "6ce1d1a5" + "0" * 56
+    manifest = {"model": f"demo-sit.pt sha256:{sha} official:None", "cfg_scale": 1.8,
+                "guidance_interval": [0.0, 0.7]}
+    write_results(tmp_path / "eval.json", {"fid": 3.0}, {"sampling": manifest})
+    generation = {"model": "/runs/ckpt/0001000.pt", "model_sha256": "abcdef12" + "0" * 56}
+    write_results(tmp_path / "geneval.json", {"geneval_overall": 0.5},
+                  {"geneval": {"generation": generation}})
+    evaluated, scored = results_row(tmp_path / "eval.json"), results_row(tmp_path / "geneval.json")
+    assert evaluated["model"] == "demo-sit.pt (6ce1d1a5)" and evaluated["cfg"] == "1.8 [0.0, 0.7]"
+    assert scored["model"] == "0001000.pt (abcdef12)" and scored["cfg"] == "none"
+
+
 def _append_many(board: str, results: str, worker: int, count: int) -> None:
     for i in range(count):
         append_row(board, results_row(results, f"w{worker}-{i}"))
