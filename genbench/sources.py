@@ -76,7 +76,7 @@ class _Chunks(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_nhwc(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+def check_nhwc(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
     """ADM layout: uint8 [N, H, W, 3]. Says what was found and how to convert."""
     if dtype != np.uint8:
         hint = (
@@ -149,7 +149,7 @@ class NpzSource(SampleSource):
         self.path = Path(path)
         self.description = str(self.path)
         info, self._offset, self._shape, dtype = _npz_member(self.path, key)
-        _check_nhwc(f"{self.path} ({key})", self._shape, dtype)
+        check_nhwc(f"{self.path} ({key})", self._shape, dtype)
         self.image_size = (self._shape[1], self._shape[2])
         self._key = key
         self.sequential = info.compress_type != zipfile.ZIP_STORED
@@ -236,7 +236,7 @@ class FolderSource(SampleSource):
         return len(self.files)
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        return np.stack([_decode_rgb(self.files[i]) for i in indices]).transpose(0, 3, 1, 2).copy()
+        return np.stack([decode_rgb(self.files[i]) for i in indices]).transpose(0, 3, 1, 2).copy()
 
 
 def _open_image(file: Path) -> Image.Image:
@@ -246,7 +246,7 @@ def _open_image(file: Path) -> Image.Image:
         raise GenbenchError(f"{file}: not a readable image ({error}); delete or replace it") from error
 
 
-def _decode_rgb(file: Path) -> np.ndarray:
+def decode_rgb(file: Path) -> np.ndarray:
     """uint8 [H, W, 3]. Grayscale/palette become RGB (unambiguous); transparency is an error."""
     image = _open_image(file)
     try:
@@ -275,7 +275,7 @@ class TensorSource(SampleSource):
     def __init__(self, images: torch.Tensor | np.ndarray, description: str = "<in-memory images>"):
         self.description = description
         if isinstance(images, np.ndarray):
-            _check_nhwc(description, images.shape, images.dtype)
+            check_nhwc(description, images.shape, images.dtype)
             images = torch.from_numpy(images).permute(0, 3, 1, 2)
         elif images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise GenbenchError(

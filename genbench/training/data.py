@@ -17,8 +17,7 @@ import torch
 from PIL import Image
 
 from genbench.errors import GenbenchError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+from genbench.sources import IMAGE_SUFFIXES, check_nhwc, decode_rgb
 
 
 def center_crop_arr(image: Image.Image, size: int) -> np.ndarray:
@@ -54,7 +53,7 @@ class ImageDataset:
             raise GenbenchError(f"{path}: no such image folder or .npz; pass --data a folder of images or an "
                                 "ADM .npz")
         if len(labels) == 0:
-            raise GenbenchError(f"{path}: contains no images ({', '.join(sorted(IMAGE_SUFFIXES))} or arr_0)")
+            raise GenbenchError(f"{path}: contains no images ({', '.join(IMAGE_SUFFIXES)} or arr_0)")
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.num_classes = int(self.labels.max()) + 1
         self._permutations: dict[int, torch.Tensor] = {}
@@ -71,8 +70,7 @@ class ImageDataset:
                 raise GenbenchError(f"{path}: no arr_0 (uint8 [N, H, W, 3]); write images as ADM's npz")
             images = data["arr_0"]
             labels = data["arr_1"] if "arr_1" in data else np.zeros(len(images), dtype=np.int64)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise GenbenchError(f"{path}: arr_0 is {images.dtype} {images.shape}; write uint8 [N, H, W, 3]")
+        check_nhwc(f"{path} (arr_0)", images.shape, images.dtype)
         return images, labels
 
     @staticmethod
@@ -89,12 +87,7 @@ class ImageDataset:
         return files, labels
 
     def _decode(self, i: int) -> torch.Tensor:
-        try:
-            with Image.open(self.files[i]) as image:
-                array = center_crop_arr(image.convert("RGB"), self.resolution)
-        except OSError as error:
-            raise GenbenchError(f"{self.files[i]}: unreadable image ({error}); remove or replace it") \
-                from error
+        array = center_crop_arr(Image.fromarray(decode_rgb(self.files[i])), self.resolution)
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
     def __len__(self) -> int:
