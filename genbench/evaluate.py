@@ -13,12 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from genbench.errors import GenbenchError
+from genbench.extractors import check_extractor_name
 from genbench.reference import GAUSSIAN_KEYS, ReferenceStats
 from genbench.sources import SampleSource
+from metrics.bootstrap import gaussian_of
+from metrics.fd_infinity import fd_infinity, subset_sizes
 from metrics.registry import METRICS, FeatureSide, Metric, Options
 from metrics.stats import FeatureStats
 
@@ -134,12 +138,45 @@ def extract(
 # --------------------------------------------------------------------------------------------------
 
 
-def requested_metrics(names: Sequence[str]) -> list[Metric]:
-    """Registry lookup with a readable error for unknown names."""
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise GenbenchError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(sorted(METRICS))}")
-    return [METRICS[n] for n in names]
+@dataclass(frozen=True)
+class MetricRequest:
+    """One requested metric: `extractor` is what it reads (its own, as `fd_dinov2`'s dinov2; the one named
+    with `@`, as in `pr@dinov2`; else the run's), `runs_on` the extractor that actually computes it
+    (another one where `--extractor-for` stands it in), `key_suffix` names an `@` extractor in the result
+    keys (`precision_dinov2`)."""
+
+    metric: Metric
+    extractor: str
+    runs_on: str
+    key_suffix: str = ""
+
+    def compute(self, sample: FeatureSide, reference: FeatureSide | None, options: Options) -> dict:
+        values = self.metric.compute(sample, reference if self.metric.reference else None, options)
+        return {f"{key}{self.key_suffix}": value for key, value in values.items()}
+
+
+def plan_metrics(
+    names: Sequence[str], main_extractor: str, stand_ins: dict[str, str] | None = None
+) -> list[MetricRequest]:
+    """`fid`, `fd_dinov2`, `pr@dinov2`, ... -> requests; `stand_ins` maps an extractor name to the one that
+    computes in its place. Unknown metrics and extractors fail here, before anything is loaded; the run's own
+    `main_extractor` may be a module outside the registry (the caller checks or builds it)."""
+    stand_ins = stand_ins or {}
+    requests = []
+    for name in names:
+        base, _, named = name.partition("@")
+        if base not in METRICS:
+            raise GenbenchError(f"unknown metric '{base}'; known: {', '.join(sorted(METRICS))} (any of them "
+                                "on another extractor as NAME@EXTRACTOR, e.g. pr@dinov2)")
+        metric = METRICS[base]
+        default = metric.extractor or main_extractor
+        extractor = named or default
+        runs_on = stand_ins.get(extractor, extractor)
+        if runs_on != main_extractor:
+            check_extractor_name(runs_on)
+        suffix = f"_{named}" if named and named != default else ""
+        requests.append(MetricRequest(metric, extractor, runs_on, suffix))
+    return requests
 
 
 def check_sample_counts(metrics: Sequence[Metric], count: int, options: Options, side: str) -> None:
@@ -179,79 +216,234 @@ def build_reference(
     )
 
 
+def _reference_side(
+    references: Sequence[ReferenceStats],
+    extractor: torch.nn.Module,
+    requests: Sequence[MetricRequest],
+    options: Options,
+    batch_size: int,
+    device: str,
+    num_workers: int,
+    progress: ProgressCallback | None,
+) -> tuple[FeatureSide, dict[str, Any], float]:
+    """The reference side for one extractor: statistics made with it (a file whose meta names it), completed
+    from reference images (arr_0) where the file lacks what the metrics read, or computed wholly from the
+    images of a reference made with another extractor. -> (side, provenance record, seconds)."""
+    matching = [r for r in references if r.meta.get("extractor") == extractor.name]
+    with_images = [r for r in references if r.has_images]
+    if not matching and not with_images:
+        given = ", ".join(f"{r.path} ({r.meta.get('extractor')})" for r in references)
+        raise GenbenchError(
+            f"no reference statistics for the '{extractor.name}' extractor (given: {given}); build them with "
+            f"`genbench ref build --extractor {extractor.name}` and add them with another --ref, or give a "
+            "reference with images (arr_0)"
+        )
+    reference = matching[0] if matching else with_images[0]
+    side = reference.side() if matching else FeatureSide()
+    if matching:
+        reference.check_compatible(extractor)
+    needs = [r for r in requests if r.metric.reference]
+    # features the metrics read on the reference side that the file does not carry
+    stats_missing = sorted({r.metric.feature for r in needs if r.metric.uses == "stats"}
+                           - set(side.gaussians))
+    rows_missing = sorted({r.metric.feature for r in needs if r.metric.uses == "rows"} - set(side.rows))
+    seconds = 0.0
+    if stats_missing and not reference.has_images:
+        metric = next(r.metric.name for r in needs if r.metric.feature in stats_missing)
+        raise GenbenchError(
+            f"{reference.path}: has no statistics for '{stats_missing[0]}' features, which '{metric}' needs; "
+            "rebuild it with `genbench ref build`"
+        )
+    if stats_missing or rows_missing:  # e.g. an ADM reference batch: pool rows come from its arr_0 images
+        extracted = extract(reference.images(), extractor, stats_missing, rows_missing, batch_size, device,
+                            num_workers, progress)
+        side.gaussians.update({f: (s.mean, s.covariance) for f, s in extracted.stats.items()})
+        side.rows.update(extracted.rows)
+        seconds = extracted.seconds
+    for request in needs:
+        if request.metric.uses == "rows":
+            check_sample_counts([request.metric], len(side.features(request.metric.feature)), options,
+                                str(reference.path))
+    record = {
+        "path": str(reference.path),
+        "count": reference.count,
+        **{k: reference.meta.get(k) for k in ("source", "weights_sha256") if k in reference.meta},
+    }
+    if not matching:
+        record["features_from_images"] = True
+    return side, record, seconds
+
+
+def bootstrap_intervals(
+    requests: Sequence[MetricRequest],
+    samples: dict[str, FeatureSide],
+    references: dict[str, FeatureSide],
+    values: dict[str, float],
+    options: Options,
+) -> dict[str, float]:
+    """Bootstrap intervals of every computed metric (`values`) over `options["bootstrap"]` resamples of the
+    samples: rows drawn with replacement as `metrics.bootstrap.bootstrap_interval` draws them, the same draws
+    for every extractor, the reference fixed. Duplicated rows bias a resample's FD, CMMD and k-NN metrics
+    (FD by O(d / N): at small N the plain percentile interval can miss the measured value), so the
+    percentile interval is shifted by the bootstrap's bias estimate, mean(resampled) - value: it keeps the
+    resampled spread around the measured value. Keys `{key}_ci_low` / `{key}_ci_high` (not for the `_std`
+    companions)."""
+    resamples, confidence = options["bootstrap"], options.get("bootstrap_confidence", 0.95)
+    count = next(iter(samples.values())).rows[requests[0].metric.feature].shape[0]
+    generator = torch.Generator().manual_seed(options.get("bootstrap_seed", 0))
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        index = torch.randint(0, count, (count,), generator=generator)
+        for name, side in samples.items():
+            rows = {feature: feats[index.to(feats.device)] for feature, feats in side.rows.items()}
+            resampled = FeatureSide({f: gaussian_of(r) for f, r in rows.items()}, rows)
+            for request in (r for r in requests if r.runs_on == name):
+                for key, value in request.compute(resampled, references.get(name), options).items():
+                    draws.setdefault(key, []).append(value)
+    alpha = (1 - confidence) / 2
+    intervals = {}
+    for key, resampled in draws.items():
+        if not key.endswith("_std"):
+            bias = float(np.mean(resampled)) - values[key]
+            low, high = np.quantile(np.array(resampled), [alpha, 1 - alpha]) - bias
+            intervals.update({f"{key}_ci_low": float(low), f"{key}_ci_high": float(high)})
+    return intervals
+
+
+def fd_infinities(
+    computed: Sequence[tuple[MetricRequest, list[str]]],
+    samples: dict[str, FeatureSide],
+    references: dict[str, FeatureSide],
+    options: Options,
+) -> dict[str, float]:
+    """`{key}_infinity` for every Fréchet distance computed (the metrics on statistics, one key each): FD
+    extrapolated to infinitely many samples (metrics.fd_infinity)."""
+    values = {}
+    for request, (key,) in ((r, k) for r, k in computed if r.metric.uses == "stats"):
+        feature = request.metric.feature
+        mu, sigma = references[request.runs_on].gaussian(feature)
+        rows = samples[request.runs_on].features(feature)
+        smallest = int(subset_sizes(rows.shape[0])[0])
+        if smallest <= rows.shape[1]:
+            raise GenbenchError(
+                f"--fd-infinity: {key} would be fitted from subsets of {smallest} samples, not more than its "
+                f"{rows.shape[1]} feature dimensions (singular covariances); use at least "
+                f"{10 * (rows.shape[1] + 1)} samples or drop --fd-infinity"
+            )
+        result = fd_infinity(rows, mu, sigma,
+                             num_points=options.get("fd_infinity_points", 15),
+                             seed=options.get("bootstrap_seed", 0))
+        values[f"{key}_infinity"] = result.value
+    return values
+
+
 def evaluate(
     source: SampleSource,
-    reference: ReferenceStats,
-    metric_names: Sequence[str],
-    extractor: torch.nn.Module,
+    reference: ReferenceStats | Sequence[ReferenceStats],
+    metric_names: Sequence[str] | Sequence[MetricRequest],
+    extractor: torch.nn.Module | dict[str, torch.nn.Module],
     batch_size: int = 64,
     device: str = "cpu",
     num_workers: int = 0,
     options: Options | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Extract what `metric_names` need (each feature once) and compute them -> (metrics, provenance)."""
-    options = {"device": device, **(options or {})}
-    metrics = requested_metrics(metric_names)
-    reference.check_compatible(extractor)
-    check_sample_counts(metrics, len(source), options, source.description)
-    stats_for = sorted({m.feature for m in metrics if m.uses == "stats"})
-    rows_for = sorted({m.feature for m in metrics if m.uses == "rows"})
-    extracted = extract(source, extractor, stats_for, rows_for, batch_size, device, num_workers, progress)
-    sample = FeatureSide({f: (s.mean, s.covariance) for f, s in extracted.stats.items()}, extracted.rows)
+    """Run each extractor the metrics need once over the samples and compute them -> (metrics, provenance).
 
-    ref_side = reference.side()
-    ref_rows_needed = sorted(
-        {m.feature for m in metrics if m.uses == "rows" and m.reference} - set(ref_side.rows)
-    )
-    ref_seconds = 0.0
-    if ref_rows_needed:  # e.g. an ADM reference batch: pool rows come from its arr_0 images
-        ref_images = reference.images()
-        ref_extracted = extract(
-            ref_images, extractor, [], ref_rows_needed, batch_size, device, num_workers, progress
-        )
-        ref_side.rows.update(ref_extracted.rows)
-        ref_seconds = ref_extracted.seconds
-    for metric in metrics:
-        if metric.reference and metric.uses == "rows":
-            check_sample_counts(
-                [metric], len(ref_side.features(metric.feature)), options, str(reference.path)
-            )
-        if metric.reference and metric.uses == "stats" and metric.feature not in ref_side.gaussians:
-            raise GenbenchError(
-                f"{reference.path}: has no statistics for '{metric.feature}' features, which "
-                f"'{metric.name}' needs; rebuild it with `genbench ref build`"
-            )
+    `extractor` is the run's extractor, or {name: module} for each `runs_on` of `metric_names` given as
+    `plan_metrics` requests. `reference` is one or more reference files; each extractor uses the one made
+    with it (or reference images). `options["bootstrap"]` (resamples) adds confidence intervals,
+    `options["fd_infinity"]` FD-infinity for every Fréchet distance.
+    """
+    options = {"device": device, **(options or {})}
+    references = [reference] if isinstance(reference, ReferenceStats) else list(reference)
+    if isinstance(extractor, torch.nn.Module):
+        extractors = {extractor.name: extractor}
+        main = extractor.name
+    else:
+        extractors, main = dict(extractor), next(iter(extractor))
+    requests = [n if isinstance(n, MetricRequest) else plan_metrics([n], main)[0] for n in metric_names]
+    missing = sorted({r.runs_on for r in requests} - set(extractors))
+    if missing:
+        names = ", ".join(r.metric.name for r in requests if r.runs_on in missing)
+        raise GenbenchError(f"metrics {names} read the {', '.join(missing)} extractor(s), which this "
+                            "evaluation was not given")
+    check_sample_counts([r.metric for r in requests], len(source), options, source.description)
+    keep_stats_rows = bool(options.get("bootstrap")) or bool(options.get("fd_infinity"))
+
+    samples: dict[str, FeatureSide] = {}
+    ref_sides: dict[str, FeatureSide] = {}
+    records: dict[str, dict[str, Any]] = {}
+    sample_seconds = ref_seconds = 0.0
+    for name in dict.fromkeys(r.runs_on for r in requests):  # in request order, each extractor once
+        module, group = extractors[name], [r for r in requests if r.runs_on == name]
+        stats_for = sorted({r.metric.feature for r in group if r.metric.uses == "stats"})
+        rows_for = sorted({r.metric.feature for r in group if r.metric.uses == "rows" or keep_stats_rows})
+        extracted = extract(source, module, stats_for, rows_for, batch_size, device, num_workers, progress)
+        samples[name] = FeatureSide({f: (s.mean, s.covariance) for f, s in extracted.stats.items()},
+                                    extracted.rows)
+        sample_seconds += extracted.seconds
+        record = {"name": module.name, "weights_sha256": module.weights_sha256,
+                  "resize_mode": module.resize_mode, "keys": []}
+        if any(r.metric.reference for r in group):
+            ref_sides[name], record["reference"], seconds = _reference_side(
+                references, module, group, options, batch_size, device, num_workers, progress)
+            ref_seconds += seconds
+        records[name] = record
 
     start = time.perf_counter()
     values: dict[str, float] = {}
-    for metric in metrics:
-        try:
-            values.update(metric.compute(sample, ref_side if metric.reference else None, options))
-        except ValueError as error:
-            raise GenbenchError(f"{metric.name}: {error}") from error
-    provenance = {
-        "extractor": extractor.name,
-        "weights_sha256": extractor.weights_sha256,
-        "resize_mode": extractor.resize_mode,
+    computed: list[tuple[MetricRequest, list[str]]] = []
+    try:
+        for request in requests:
+            result = request.compute(samples[request.runs_on], ref_sides.get(request.runs_on), options)
+            twice = ", ".join(result.keys() & values.keys())
+            if twice:
+                raise GenbenchError(f"'{request.metric.name}' gives {twice} twice; request each result once")
+            values.update(result)
+            computed.append((request, list(result)))
+            records[request.runs_on]["keys"] += list(result)
+        if options.get("fd_infinity"):
+            values.update(fd_infinities(computed, samples, ref_sides, options))
+        if options.get("bootstrap"):
+            values.update(bootstrap_intervals(requests, samples, ref_sides, dict(values), options))
+    except ValueError as error:
+        raise GenbenchError(f"{source.description}: {error}") from error
+
+    first = extractors[requests[0].runs_on]
+    stand_ins = {r.extractor: r.runs_on for r in requests if r.extractor != r.runs_on}
+    provenance: dict[str, Any] = {
+        "extractor": first.name,
+        "weights_sha256": first.weights_sha256,
+        "resize_mode": first.resize_mode,
+        "extractors": records,
         "samples": {"path": source.description, "count": len(source), "image_size": list(source.image_size)},
-        "reference": {
-            "path": str(reference.path),
-            "count": reference.count,
-            **{k: reference.meta.get(k) for k in ("source", "weights_sha256") if k in reference.meta},
-        },
+        "reference": records[requests[0].runs_on].get("reference", {}),
         "metric_options": {k: v for k, v in options.items() if k != "device"},
         "device": device,
         "world_size": dist.get_world_size() if dist.is_initialized() else 1,
         "timings": {
-            "extract_samples_s": round(extracted.seconds, 3),
+            "extract_samples_s": round(sample_seconds, 3),
             "extract_reference_s": round(ref_seconds, 3),
             "metrics_s": round(time.perf_counter() - start, 3),
         },
     }
-    if len(source) < FULL_SAMPLE_COUNT and any(m.name in ("fid", "sfid") for m in metrics):
-        provenance["note"] = (
+    notes = []
+    if stand_ins:
+        provenance["stand_ins"] = stand_ins
+        for wanted, actual in stand_ins.items():
+            records[actual].setdefault("stands_in_for", []).append(wanted)
+        keys = [k for request, keys in computed if request.extractor != request.runs_on for k in keys]
+        notes.append(
+            f"{', '.join(keys)} computed with stand-in extractors "
+            f"({', '.join(f'{a} for {w}' for w, a in stand_ins.items())}): not comparable with numbers "
+            "from the real ones"
+        )
+    if len(source) < FULL_SAMPLE_COUNT and any(r.metric.uses == "stats" for r in requests):
+        notes.append(
             f"{len(source)} samples: FID is biased upwards below the {FULL_SAMPLE_COUNT:,} "
             "samples of published numbers; compare only at equal counts"
         )
+    if notes:
+        provenance["note"] = "; ".join(notes)
     return values, provenance

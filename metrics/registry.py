@@ -1,5 +1,7 @@
-"""The metric registry: each metric names the extractor feature it reads and whether it needs Gaussian
-statistics or the kept feature rows, so an evaluation extracts each feature set once for all metrics."""
+"""The metric registry: each metric names the extractor feature it reads, whether it needs Gaussian
+statistics or the kept feature rows, and which extractor it reads when it has its own (FD-DINOv2 reads
+`dinov2`, CMMD `clip`; the others read the run's extractor), so an evaluation runs each extractor once and
+extracts each feature set once for all metrics."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ Options = dict[str, Any]
 @dataclass(frozen=True)
 class Metric:
     """name: registry key; feature: extractor output read; uses: "stats" or "rows" on each side it reads;
-    reference: whether a reference side is needed; min_samples(options): rows needed per side."""
+    reference: whether a reference side is needed; min_samples(options): rows needed per side;
+    extractor: the extractor it reads (None: the run's extractor)."""
 
     name: str
     feature: str
@@ -50,6 +53,7 @@ class Metric:
     reference: bool
     compute: Callable[[FeatureSide, FeatureSide | None, Options], dict[str, float]]
     min_samples: Callable[[Options], int] = lambda options: 2
+    extractor: str | None = None
 
 
 def _fid(sample: FeatureSide, ref: FeatureSide | None, options: Options, feature: str, key: str) -> dict:
@@ -99,11 +103,16 @@ def _density_coverage(sample: FeatureSide, ref: FeatureSide | None, options: Opt
 
 METRICS: dict[str, Metric] = {
     "fid": Metric("fid", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fid")),
+    "fd": Metric("fd", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fd")),
+    "fd_dinov2": Metric(  # EDM2's FD-DINOv2
+        "fd_dinov2", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fd_dinov2"),
+        extractor="dinov2",
+    ),
     "sfid": Metric("sfid", "spatial", "stats", True, lambda s, r, o: _fid(s, r, o, "spatial", "sfid")),
     "is": Metric("is", "logits", "rows", False, _is, lambda o: 1),
     "pr": Metric("pr", "pool", "rows", True, _pr, lambda o: o.get("pr_k", 3) + 1),
     "kid": Metric("kid", "pool", "rows", True, _kid, lambda o: o.get("kid_subset_size", 1000)),
-    "cmmd": Metric("cmmd", "pool", "rows", True, _cmmd),
+    "cmmd": Metric("cmmd", "pool", "rows", True, _cmmd, extractor="clip"),
     "density_coverage": Metric(
         "density_coverage", "pool", "rows", True, _density_coverage, lambda o: o.get("dc_k", 5) + 1
     ),

@@ -90,7 +90,7 @@ def test_too_few_samples_for_kid(tmp_path, valid, capsys, monkeypatch):
 def test_unknown_metric(valid, capsys, monkeypatch):
     code, err = run_cli(["eval", "--samples", valid["samples"], "--ref", valid["ref"], "--metrics", "fud"],
                         capsys, monkeypatch)
-    assert code == 2 and "unknown metric(s) fud" in err
+    assert code == 2 and "unknown metric 'fud'" in err
 
 
 def test_weights_missing_wrong_checksum_and_wrong_keys(tmp_path, valid, capsys, monkeypatch):

@@ -11,8 +11,8 @@ from rich.table import Table
 from genbench.cli import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
-from genbench.evaluate import evaluate, init_distributed, local_device, requested_metrics
-from genbench.extractors import build_extractor
+from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
+from genbench.extractors import build_extractor, check_extractor_name
 from genbench.reference import ReferenceStats
 from genbench.results import write_results
 from genbench.sources import open_source
@@ -22,7 +22,8 @@ DEFAULT_METRICS = "fid,sfid,is,pr,kid"
 
 
 def print_metrics(metrics: dict[str, float], provenance: dict) -> None:
-    table = Table(title=f"genbench ({provenance.get('extractor')} features)")
+    extractors = ", ".join(dict.fromkeys(r["name"] for r in provenance.get("extractors", {}).values()))
+    table = Table(title=f"genbench ({extractors or provenance.get('extractor')} features)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
@@ -38,6 +39,17 @@ def parse_metric_list(text: str) -> list[str]:
     if not names:
         raise GenbenchError("--metrics is empty; give e.g. fid,sfid,is,pr,kid")
     return names
+
+
+def parse_pairs(option: str, items: list[str] | None) -> dict[str, str]:
+    """["dinov2=shapes", ...] -> {"dinov2": "shapes", ...}."""
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise GenbenchError(f"{option} {item}: write NAME=VALUE, e.g. {option} dinov2=shapes")
+        pairs[key] = value
+    return pairs
 
 
 def sample_model(model: Path, out: Path, official: str | None, vae: Path | None, num: int, sampler: str,
@@ -68,12 +80,25 @@ def eval_command(
     cfg_scale: float = typer.Option(1.0, help="With --model: guidance scale (1 = off)."),
     guidance_interval: tuple[float, float] = typer.Option((0.0, 1.0), help="With --model: LOW HIGH."),
     sample_seed: int = typer.Option(0, help="With --model: seed of labels and noise."),
-    ref: Path | None = typer.Option(None, help="Reference statistics .npz (ADM batch or `genbench ref "
-                                               "build`); the demo defaults to reference_stats/shapes32.npz."),
-    metrics: str = typer.Option(DEFAULT_METRICS, help="Comma-separated metric names."),
-    extractor: str | None = typer.Option(None, help="Feature extractor (registry name) [inception; demo "
-                                                    "shapes]."),
+    ref: list[Path] | None = typer.Option(None, help="Reference statistics .npz (ADM batch or `genbench "
+                                                     "ref build`), once per extractor; each extractor uses "
+                                                     "the one made with it, else the images (arr_0) of one; "
+                                                     "the demo defaults to reference_stats/shapes32.npz."),
+    metrics: str = typer.Option(DEFAULT_METRICS, help="Comma-separated metric names; NAME@EXTRACTOR "
+                                                      "computes one on another extractor (pr@dinov2 -> "
+                                                      "precision_dinov2)."),
+    extractor: str | None = typer.Option(None, help="The run's feature extractor (registry name) for metrics "
+                                                    "that name none [inception; demo shapes]."),
     weights: Path | None = typer.Option(None, help="Extractor weights file (default: verified cache file)."),
+    extractor_for: list[str] | None = typer.Option(None, help="NAME=OTHER: compute the metrics that read "
+                                                              "extractor NAME with OTHER instead (e.g. "
+                                                              "dinov2=shapes); recorded in provenance."),
+    weights_for: list[str] | None = typer.Option(None, help="NAME=PATH: weights of another extractor the "
+                                                            "metrics read (e.g. dinov2=~/dinov2-large)."),
+    bootstrap: int = typer.Option(0, min=0, help="Resamples for 95% bootstrap intervals of every metric "
+                                                 "(KEY_ci_low, KEY_ci_high); 0 = off. Keeps feature rows."),
+    fd_infinity: bool = typer.Option(False, "--fd-infinity", help="Also FD extrapolated to infinitely many "
+                                                                  "samples (KEY_infinity) for every FD."),
     batch_size: int = typer.Option(64, min=1),
     device: str = typer.Option("cpu", help="cpu or cuda (cuda:N under torchrun is set per rank)."),
     num_workers: int = typer.Option(0, min=0, help="DataLoader workers decoding images."),
@@ -82,33 +107,38 @@ def eval_command(
     seed: int = typer.Option(2020, help="Seed of KID's subset draws (torch-fidelity's default)."),
     out: Path | None = typer.Option(None, help="Results JSON to write."),
 ) -> None:
-    """Compute FID, sFID, IS, precision/recall and KID of samples (or of a model's samples) against
-    reference statistics."""
+    """Compute FID, sFID, IS, precision/recall and KID (and FD-DINOv2, CMMD, density/coverage, FD on any
+    extractor, with optional bootstrap intervals) of samples (or of a model's samples) against reference
+    statistics."""
     if (samples is None) == (model is None):
         raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT (try --model demo)")
     demo = model is not None and demo_recipe(str(model)) is not None
     if demo:
         num, steps = num or DEMO.num, steps or DEMO.steps
-        extractor, ref = extractor or DEMO.extractor, ref or demo_reference()
+        extractor, ref = extractor or DEMO.extractor, ref or [demo_reference()]
     num, steps, extractor = num or 50_000, steps or 250, extractor or "inception"
-    if ref is None:
+    if not ref:
         raise GenbenchError("--ref is required: reference statistics .npz (an ADM batch, or `genbench ref "
                             "build`); see `genbench ref list`")
     device = local_device(device)
     rank, _ = init_distributed(device)
-    names = parse_metric_list(metrics)
-    requested_metrics(names)  # unknown names fail before anything is loaded
+    check_extractor_name(extractor)
+    stand_ins = parse_pairs("--extractor-for", extractor_for)
+    requests = plan_metrics(parse_metric_list(metrics), extractor, stand_ins)  # fails before loading
+    extra_weights = parse_pairs("--weights-for", weights_for)
     sampling = None
     if model is not None:
         samples = (out or Path("genbench-results.json")).with_suffix(".samples.npz")
         sampling = sample_model(model, samples, official, vae, num, sampler, steps, cfg_scale,
                                 guidance_interval, sample_seed, batch_size, device)
     source = open_source(samples)
-    reference = ReferenceStats.load(ref)
-    feature_extractor = build_extractor(extractor, weights)
-    options = {"kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "seed": seed}
-    with progress_bar(f"{extractor} features", len(source), enabled=rank == 0) as advance:
-        values, provenance = evaluate(source, reference, names, feature_extractor, batch_size, device,
+    references = [ReferenceStats.load(path) for path in ref]
+    names = list(dict.fromkeys(r.runs_on for r in requests))
+    extractors = {n: build_extractor(n, weights if n == extractor else extra_weights.get(n)) for n in names}
+    options = {"kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "seed": seed,
+               "bootstrap": bootstrap, "fd_infinity": fd_infinity}
+    with progress_bar(f"{', '.join(names)} features", len(source) * len(names), enabled=rank == 0) as advance:
+        values, provenance = evaluate(source, references, requests, extractors, batch_size, device,
                                       num_workers, options, advance)
     if rank != 0:
         return
