@@ -10,6 +10,7 @@ source). A file without `meta` is an ADM file: Inception statistics from the TF 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ ADM_META = {
     "source": "ADM reference batch (TF Inception graph)",
 }
 REGISTRY_PATH = Path(__file__).resolve().parent.parent / "reference_stats" / "registry.json"
+REGISTRY_ENV = "GENBENCH_REFERENCE_REGISTRY"
 
 
 @dataclass
@@ -54,7 +56,7 @@ class ReferenceStats:
         if not path.is_file():
             raise GenbenchError(
                 f"{path}: reference statistics not found; build them with `genbench ref build` "
-                "or download an ADM reference batch (see reference_stats/registry.json)"
+                "or fetch a registered set with `genbench ref fetch NAME` (see `genbench ref list`)"
             )
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -124,7 +126,20 @@ class ReferenceStats:
             np.savez(tmp, **arrays)
 
 
+def registry_path() -> Path:
+    """$GENBENCH_REFERENCE_REGISTRY (another registry file, e.g. a site mirror or a test's), else
+    reference_stats/registry.json."""
+    return Path(os.environ.get(REGISTRY_ENV) or REGISTRY_PATH)
+
+
 def registered_reference_sets() -> dict[str, dict[str, Any]]:
-    """Known reference sets (reference_stats/registry.json): name -> url, resolution, count, sha256, ..."""
-    with open(REGISTRY_PATH) as handle:
-        return json.load(handle)["reference_sets"]
+    """Known reference sets (registry.json): name -> url, format, resolution, count, sha256, source."""
+    path = registry_path()
+    try:
+        sets = json.loads(path.read_text())["reference_sets"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise GenbenchError(f"{path}: not a readable reference registry ({error!r}); it holds "
+                            '{"reference_sets": {NAME: {"url": ...}}}') from error
+    if not isinstance(sets, dict) or not all(isinstance(e, dict) and "url" in e for e in sets.values()):
+        raise GenbenchError(f"{path}: every entry of 'reference_sets' needs a \"url\"")
+    return sets

@@ -14,6 +14,7 @@ from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
 from genbench.extractors import build_extractor, check_extractor_name
 from genbench.reference import ReferenceStats
+from genbench.reference_sets import reference_paths
 from genbench.results import write_results
 from genbench.sources import open_source
 from genbench.worlds.demo import DEMO, demo_recipe, demo_reference
@@ -81,7 +82,8 @@ def eval_command(
     guidance_interval: tuple[float, float] = typer.Option((0.0, 1.0), help="With --model: LOW HIGH."),
     sample_seed: int = typer.Option(0, help="With --model: seed of labels and noise."),
     ref: list[Path] | None = typer.Option(None, help="Reference statistics .npz (ADM batch or `genbench "
-                                                     "ref build`), once per extractor; each extractor uses "
+                                                     "ref build`) or a set fetched with `genbench ref fetch "
+                                                     "NAME`, once per extractor; each extractor uses "
                                                      "the one made with it, else the images (arr_0) of one; "
                                                      "the demo defaults to reference_stats/shapes32.npz."),
     metrics: str = typer.Option(DEFAULT_METRICS, help="Comma-separated metric names; NAME@EXTRACTOR "
@@ -126,13 +128,14 @@ def eval_command(
     stand_ins = parse_pairs("--extractor-for", extractor_for)
     requests = plan_metrics(parse_metric_list(metrics), extractor, stand_ins)  # fails before loading
     extra_weights = parse_pairs("--weights-for", weights_for)
+    ref_paths = [path for item in ref for path in reference_paths(item)]  # names fail before sampling
     sampling = None
     if model is not None:
         samples = (out or Path("genbench-results.json")).with_suffix(".samples.npz")
         sampling = sample_model(model, samples, official, vae, num, sampler, steps, cfg_scale,
                                 guidance_interval, sample_seed, batch_size, device)
     source = open_source(samples)
-    references = [ReferenceStats.load(path) for path in ref]
+    references = [ReferenceStats.load(path) for path in ref_paths]
     names = list(dict.fromkeys(r.runs_on for r in requests))
     extractors = {n: build_extractor(n, weights if n == extractor else extra_weights.get(n)) for n in names}
     options = {"kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "seed": seed,

@@ -1,4 +1,4 @@
-"""`genbench ref build|list`: reference statistics."""
+"""`genbench ref build|list|fetch`: reference statistics."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from genbench.cli import app
+from genbench.cli import app, err_console
 from genbench.cli.progress import progress_bar
 from genbench.evaluate import build_reference, init_distributed, local_device
 from genbench.extractors import build_extractor
 from genbench.reference import registered_reference_sets
+from genbench.reference_sets import fetch_reference_set, reference_dir
 from genbench.sources import open_source
 
 ref_app = typer.Typer(no_args_is_help=True, help="Reference statistics.")
@@ -45,8 +47,28 @@ def build(
 def list_sets() -> None:
     """Known reference sets (reference_stats/registry.json)."""
     table = Table()
-    for column in ("name", "resolution", "images", "url"):
+    for column in ("name", "resolution", "images", "fetched", "url"):
         table.add_column(column)
     for name, entry in registered_reference_sets().items():
-        table.add_row(name, str(entry.get("resolution")), str(entry.get("count")), entry.get("url", ""))
+        fetched = "yes" if (reference_dir() / f"{name}.json").is_file() else "no"
+        table.add_row(name, str(entry.get("resolution")), str(entry.get("count")), fetched,
+                      entry.get("url", ""))
     Console().print(table)
+
+
+@ref_app.command("fetch")
+def fetch(
+    name: str = typer.Argument(..., help="A registered reference set (`genbench ref list`)."),
+    force: bool = typer.Option(False, "--force", help="Download again even when a verified copy exists."),
+) -> None:
+    """Download a registered reference set into the cache, verify its SHA-256 (recorded when the registry
+    has none) and convert EDM2 pickles to genbench's format; then use it as `genbench eval --ref NAME`."""
+    columns = (TextColumn(f"{name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(name, total=None)
+        record = fetch_reference_set(name, force, lambda done, total: progress.update(
+            task, completed=done, total=total))
+    action = "downloaded" if record["downloaded"] else "already present and verified"
+    files = ", ".join(str(reference_dir() / f) for f in record["files"])
+    Console().print(f"{name}: {action} (SHA-256 {record['sha256']}); --ref {name} reads {files}",
+                    highlight=False, soft_wrap=True)

@@ -1,0 +1,237 @@
+"""Registered reference sets fetched into the cache: `genbench ref fetch NAME`, then `--ref NAME`.
+
+A registry entry (reference_stats/registry.json, or the file $GENBENCH_REFERENCE_REGISTRY names) gives the
+publisher's `url`, an optional `sha256` and a `format`:
+- `adm-npz` (the default): ADM's reference batch, kept as published (ReferenceStats reads it as is).
+- `edm2-pkl`: EDM2's dataset reference, a pickle {"fid": {"mu", "sigma"}, "fd_dinov2": {"mu", "sigma"},
+  "num_images"}. It is read by an unpickler that admits numpy arrays and plain containers only, and
+  converted into one genbench reference .npz per extractor (NAME.inception.npz, NAME.dinov2.npz).
+
+Cache layout, under `genbench.weights.cache_dir()/reference/`: NAME.npz or NAME.pkl (the published file),
+the converted files, and NAME.json (url, SHA-256 of the published file, the files `--ref NAME` reads).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.client
+import importlib
+import json
+import pickle
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genbench.errors import GenbenchError
+from genbench.extractors.dinov2 import Dinov2Features
+from genbench.extractors.inception import InceptionFeatures
+from genbench.io import atomic_write, sha256_file, write_text_atomic
+from genbench.reference import ReferenceStats, registered_reference_sets, registry_path
+from genbench.weights import cache_dir
+
+SUFFIXES = {"adm-npz": ".npz", "edm2-pkl": ".pkl"}
+# EDM2 metric key -> (genbench extractor, its resize mode): fid reads the TF Inception graph (NVlabs'
+# TorchScript port, TF-compatible resize), fd_dinov2 ViT-L/14 after torch's antialiased bicubic to 224.
+EDM2_METRICS = {"fid": (InceptionFeatures.name, InceptionFeatures.resize_mode),
+                "fd_dinov2": (Dinov2Features.name, Dinov2Features.resize_mode)}
+Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
+
+
+def reference_dir() -> Path:
+    return cache_dir() / "reference"
+
+
+def registered_set(name: str) -> dict[str, Any]:
+    sets = registered_reference_sets()
+    if name not in sets:
+        raise GenbenchError(f"{name}: not a registered reference set (known: {', '.join(sets)}; "
+                            f"registry {registry_path()}); see `genbench ref list`")
+    entry = sets[name]
+    if entry.get("format", "adm-npz") not in SUFFIXES:
+        raise GenbenchError(f"{registry_path()}: '{name}' has format {entry['format']!r}; known formats: "
+                            f"{', '.join(SUFFIXES)}")
+    return entry
+
+
+def published_path(name: str, entry: dict[str, Any]) -> Path:
+    return reference_dir() / f"{name}{SUFFIXES[entry.get('format', 'adm-npz')]}"
+
+
+def record_path(name: str) -> Path:
+    return reference_dir() / f"{name}.json"
+
+
+# --- download ---------------------------------------------------------------------------------------
+
+def download(url: str, dest: Path, target: Path, progress: Progress | None = None) -> str:
+    """Stream `url` into `dest` (a temporary file beside `target`); return its SHA-256. Network failures
+    name the URL and where a hand-downloaded copy goes."""
+    digest, done = hashlib.sha256(), 0
+    by_hand = f"download it by hand to {target} and run `genbench ref fetch` again"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except urllib.error.URLError as error:
+        raise GenbenchError(f"could not download {url}: {error.reason}; {by_hand}") from error
+    except (OSError, http.client.HTTPException) as error:
+        raise GenbenchError(f"could not download {url}: {error!r}; {by_hand}") from error
+    if total is not None and done != total:
+        raise GenbenchError(f"could not download {url}: stopped after {done} of {total} bytes; {by_hand}")
+    return digest.hexdigest()
+
+
+def check_sha256(actual: str, expected: str | None, where: str, fix: str) -> None:
+    if expected is not None and actual != expected.lower():
+        raise GenbenchError(f"{where}: SHA-256 {actual} does not match the registry's {expected}; {fix}")
+
+
+# --- EDM2 pickles -----------------------------------------------------------------------------------
+
+def _numpy_core(module: str) -> Any:
+    try:  # numpy 2 moved numpy.core to numpy._core (pickles name either)
+        return importlib.import_module(f"numpy._core.{module}")
+    except ImportError:
+        return importlib.import_module(f"numpy.core.{module}")
+
+
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays (any protocol) and plain containers; every other global is refused before it
+    is imported, so a pickle cannot run code. dict, list, tuple, str and numbers need no globals; protocol 2
+    spells bytes as _codecs.encode(str, "latin1")."""
+
+    ALLOWED = {"numpy.ndarray", "numpy.dtype", "numpy.core.multiarray._reconstruct",
+               "numpy.core.multiarray.scalar", "numpy.core.numeric._frombuffer", "_codecs.encode"}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("numpy._core."):
+            module = "numpy.core." + module.removeprefix("numpy._core.")
+        if f"{module}.{name}" not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name} (only numpy arrays may be rebuilt)")
+        if module in ("numpy", "_codecs"):
+            return getattr(importlib.import_module(module), name)
+        return getattr(_numpy_core(module.removeprefix("numpy.core.")), name)
+
+
+def read_edm2_reference(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int | None]:
+    """EDM2 reference pickle -> ({"fid" | "fd_dinov2": (mu [D], sigma [D, D]) float64}, image count)."""
+    try:
+        with open(path, "rb") as handle:
+            data = ArraysOnlyUnpickler(handle).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise GenbenchError(f"{path}: not an EDM2 reference pickle ({error}); delete it and fetch it "
+                            "again") from error
+    if not isinstance(data, dict) or not EDM2_METRICS.keys() & data.keys():
+        raise GenbenchError(f"{path}: holds no EDM2 statistics ({', '.join(EDM2_METRICS)}); delete it and "
+                            "fetch it again")
+    gaussians = {}
+    for key in EDM2_METRICS.keys() & data.keys():
+        entry = data[key]
+        mu, sigma = (entry.get("mu"), entry.get("sigma")) if isinstance(entry, dict) else (None, None)
+        if not (isinstance(mu, np.ndarray) and isinstance(sigma, np.ndarray) and mu.dtype.kind == "f"
+                and sigma.dtype.kind == "f" and mu.ndim == 1 and sigma.shape == (mu.size, mu.size)):
+            raise GenbenchError(f"{path}: '{key}' needs float arrays mu [D] and sigma [D, D]; the file is "
+                                "corrupt or not an EDM2 reference")
+        gaussians[key] = (mu.astype(np.float64), sigma.astype(np.float64))
+    count = data.get("num_images")
+    return gaussians, int(count) if isinstance(count, (int, np.integer)) else None
+
+
+def convert_edm2(pickle_path: Path, name: str, url: str) -> list[Path]:
+    """Write NAME.<extractor>.npz per EDM2 statistic; returns the files written."""
+    gaussians, count = read_edm2_reference(pickle_path)
+    written = []
+    for key, (mu, sigma) in sorted(gaussians.items()):
+        extractor, resize_mode = EDM2_METRICS[key]
+        meta = {"extractor": extractor, "weights_sha256": None, "resize_mode": resize_mode, "count": count,
+                "source": f"EDM2 dataset reference '{key}' statistics ({url})"}
+        path = reference_dir() / f"{name}.{extractor}.npz"
+        ReferenceStats(None, {"pool": (mu, sigma)}, meta=meta).save(path)
+        written.append(path)
+    return written
+
+
+# --- fetch and resolve ------------------------------------------------------------------------------
+
+def _usable_files(name: str, entry: dict[str, Any], published: Path) -> list[Path]:
+    """Check a published file and return what `--ref NAME` reads (converting EDM2 pickles)."""
+    if entry.get("format", "adm-npz") == "edm2-pkl":
+        return convert_edm2(published, name, entry["url"])
+    ReferenceStats.load(published)  # readable, with statistics or images
+    return [published]
+
+
+def _read_record(name: str) -> dict[str, Any] | None:
+    path = record_path(name)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise GenbenchError(f"{path}: unreadable fetch record ({error}); delete it and run `genbench ref "
+                            f"fetch {name}` again") from error
+
+
+def fetch_reference_set(name: str, force: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    """Download (unless present and verified; `force` downloads again), verify and convert the registered
+    set `name`. Returns the record written to NAME.json, plus "downloaded": bool."""
+    entry = registered_set(name)
+    url, expected = entry["url"], entry.get("sha256")
+    published = published_path(name, entry)
+    record = _read_record(name)
+    if published.is_file() and not force:
+        sha256 = sha256_file(published)
+        again = f"delete it or run `genbench ref fetch {name} --force`"
+        check_sha256(sha256, expected, str(published), f"the file is corrupt or another file; {again}")
+        if record is not None and expected is None:
+            check_sha256(sha256, record.get("sha256"), str(published),
+                         f"it changed since it was fetched; {again}")
+        if record is not None and record.get("sha256") == sha256 and all(
+                (reference_dir() / f).is_file() for f in record.get("files", [])):
+            return {**record, "downloaded": False}
+        files = _usable_files(name, entry, published)
+        downloaded = False
+    else:
+        with atomic_write(published) as tmp:
+            sha256 = download(url, tmp, published, progress)
+            check_sha256(sha256, expected, url, "the download is corrupt or the file changed upstream; "
+                                                "try again, or check the registry entry")
+            files = _usable_files(name, entry, tmp)
+            if files == [tmp]:
+                files = [published]
+        downloaded = True
+    record = {"name": name, "url": url, "sha256": sha256, "format": entry.get("format", "adm-npz"),
+              "files": [f.name for f in files],
+              "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomic(record_path(name), json.dumps(record, indent=2) + "\n")
+    return {**record, "downloaded": downloaded}
+
+
+def fetched_files(name: str) -> list[Path]:
+    """The reference .npz files of a fetched set; an error telling to fetch it when absent."""
+    record = _read_record(name)
+    files = [reference_dir() / f for f in record.get("files", [])] if record else []
+    if not files or not all(f.is_file() for f in files):
+        raise GenbenchError(f"{name}: reference set not fetched (no {record_path(name)} or its files); run "
+                            f"`genbench ref fetch {name}`")
+    return files
+
+
+def reference_paths(ref: str | Path) -> list[Path]:
+    """`--ref` value -> reference .npz files: an existing path as is, a registered name as its fetched
+    files (one per extractor for EDM2 sets), anything else as a path (ReferenceStats.load names it)."""
+    path = Path(ref)
+    if path.exists() or str(ref) not in registered_reference_sets():
+        return [path]
+    return fetched_files(str(ref))
