@@ -28,17 +28,14 @@ from typing import Any
 import numpy as np
 
 from genbench.errors import GenbenchError
-from genbench.extractors.dinov2 import Dinov2Features
-from genbench.extractors.inception import InceptionFeatures
 from genbench.io import atomic_write, sha256_file, write_text_atomic
 from genbench.reference import ReferenceStats, registered_reference_sets, registry_path
 from genbench.weights import cache_dir
 
 SUFFIXES = {"adm-npz": ".npz", "edm2-pkl": ".pkl"}
-# EDM2 metric key -> (genbench extractor, its resize mode): fid reads the TF Inception graph (NVlabs'
-# TorchScript port, TF-compatible resize), fd_dinov2 ViT-L/14 after torch's antialiased bicubic to 224.
-EDM2_METRICS = {"fid": (InceptionFeatures.name, InceptionFeatures.resize_mode),
-                "fd_dinov2": (Dinov2Features.name, Dinov2Features.resize_mode)}
+# EDM2 metric key -> genbench extractor: fid reads the TF Inception graph (NVlabs' TorchScript port,
+# TF-compatible resize), fd_dinov2 DINOv2 ViT-L/14 after torch's antialiased bicubic to 224.
+EDM2_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
 Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
 
 
@@ -68,11 +65,11 @@ def record_path(name: str) -> Path:
 
 # --- download ---------------------------------------------------------------------------------------
 
-def download(url: str, dest: Path, target: Path, progress: Progress | None = None) -> str:
+def download(url: str, dest: Path, target: Path, name: str, progress: Progress | None = None) -> str:
     """Stream `url` into `dest` (a temporary file beside `target`); return its SHA-256. Network failures
-    name the URL and where a hand-downloaded copy goes."""
+    name the URL and where a hand-downloaded copy of set `name` goes."""
     digest, done = hashlib.sha256(), 0
-    by_hand = f"download it by hand to {target} and run `genbench ref fetch` again"
+    by_hand = f"download it by hand to {target} and run `genbench ref fetch {name}` again"
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
             length = response.headers.get("Content-Length")
@@ -150,12 +147,16 @@ def read_edm2_reference(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndar
 
 def convert_edm2(pickle_path: Path, name: str, url: str) -> list[Path]:
     """Write NAME.<extractor>.npz per EDM2 statistic; returns the files written."""
+    from genbench.extractors.dinov2 import Dinov2Features  # (imported here: Inception's pulls torch-fidelity)
+    from genbench.extractors.inception import InceptionFeatures
+
+    resize_modes = {e.name: e.resize_mode for e in (InceptionFeatures, Dinov2Features)}
     gaussians, count = read_edm2_reference(pickle_path)
     written = []
     for key, (mu, sigma) in sorted(gaussians.items()):
-        extractor, resize_mode = EDM2_METRICS[key]
-        meta = {"extractor": extractor, "weights_sha256": None, "resize_mode": resize_mode, "count": count,
-                "source": f"EDM2 dataset reference '{key}' statistics ({url})"}
+        extractor = EDM2_METRICS[key]
+        meta = {"extractor": extractor, "weights_sha256": None, "resize_mode": resize_modes[extractor],
+                "count": count, "source": f"EDM2 dataset reference '{key}' statistics ({url})"}
         path = reference_dir() / f"{name}.{extractor}.npz"
         ReferenceStats(None, {"pool": (mu, sigma)}, meta=meta).save(path)
         written.append(path)
@@ -204,7 +205,7 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | Non
         downloaded = False
     else:
         with atomic_write(published) as tmp:
-            sha256 = download(url, tmp, published, progress)
+            sha256 = download(url, tmp, published, name, progress)
             check_sha256(sha256, expected, url, "the download is corrupt or the file changed upstream; "
                                                 "try again, or check the registry entry")
             files = _usable_files(name, entry, tmp)

@@ -114,7 +114,8 @@ def test_offline_error_names_the_url_and_where_a_hand_download_goes(env, tmp_pat
     code, _, err = fetch(capsys, monkeypatch, "adm-test")
     assert code == 2
     assert f"could not download {missing.as_uri()}" in err
-    assert f"download it by hand to {cache / 'adm-test.npz'}" in err.replace("\n", "")
+    assert (f"download it by hand to {cache / 'adm-test.npz'} and run `genbench ref fetch adm-test` again"
+            in err.replace("\n", ""))
     assert len(err.strip().splitlines()) <= 3 and "Traceback" not in err
 
     adm_batch(cache / "adm-test.npz")  # the user downloads it by hand; the URL still fails
