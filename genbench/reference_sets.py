@@ -165,12 +165,13 @@ def convert_edm2(pickle_path: Path, name: str, url: str) -> list[Path]:
 
 # --- fetch and resolve ------------------------------------------------------------------------------
 
-def _usable_files(name: str, entry: dict[str, Any], published: Path) -> list[Path]:
-    """Check a published file and return what `--ref NAME` reads (converting EDM2 pickles)."""
+def _usable_files(name: str, entry: dict[str, Any], file: Path) -> list[Path]:
+    """Check the published file (`file`: the cached copy or a download not yet in place) and return the
+    files `--ref NAME` reads, converting EDM2 pickles."""
     if entry.get("format", "adm-npz") == "edm2-pkl":
-        return convert_edm2(published, name, entry["url"])
-    ReferenceStats.load(published)  # readable, with statistics or images
-    return [published]
+        return convert_edm2(file, name, entry["url"])
+    ReferenceStats.load(file)  # readable, with statistics or images
+    return [published_path(name, entry)]
 
 
 def _read_record(name: str) -> dict[str, Any] | None:
@@ -209,8 +210,6 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | Non
             check_sha256(sha256, expected, url, "the download is corrupt or the file changed upstream; "
                                                 "try again, or check the registry entry")
             files = _usable_files(name, entry, tmp)
-            if files == [tmp]:
-                files = [published]
         downloaded = True
     record = {"name": name, "url": url, "sha256": sha256, "format": entry.get("format", "adm-npz"),
               "files": [f.name for f in files],

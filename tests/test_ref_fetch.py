@@ -75,6 +75,10 @@ def test_fetch_verifies_the_published_checksum_stores_the_file_and_then_skips(en
     assert code == 0 and [row[4].strip() for row in rows] == ["yes"]  # name, resolution, images, fetched
     assert reference_paths(source) == [source]  # paths stay paths, even missing ones
 
+    adm_batch(cache / "adm-test.npz", seed=1)  # another file where the published one was
+    code, _, err = fetch(capsys, monkeypatch, "adm-test")
+    assert code == 2 and "does not match the registry's" in err and "--force" in err
+
 
 def test_without_a_published_checksum_the_hash_is_recorded_and_later_changes_are_caught(env, tmp_path, capsys,
                                                                                       monkeypatch):
