@@ -19,9 +19,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REFERENCE_PATH = Path(__file__).resolve().parents[2] / "reference_stats" / "shapes32.npz"
 REFERENCE_SHA256 = "0fccf02558390793fdb57c873a42d68f155bde4df969fcf4051fab033af5ec49"
 CHECKPOINT_SHA256 = {
-    "sit": "6ce1d1a5cf58447ecfef1cc9502cc14fdcc439a1ef3f814731e660ac0742ea4d",
-    "repa": "5241c2ec70507b0cc331e0f71b9764d8605ed2472f0babad2a9918a4ba7fd9f7",
-    "repae": "9b5471d1b6e860e05d2dcbe3417d81b5046fcfbeae05867e96a389f4e39ea5ac",
+    "sit": "becfa9a690f0be0db1f0c02256a389874c193f656e69b2d5ac3202d2ab55eb22",
+    "repa": "4cdab90426929c08d816a8ee675c95791a771f63952c1ab6f2e95b26d938be9b",
+    "repae": "45c098565e3dff0024ac99fc24ad66ace50944c8b7b214a7440947859b3313ae",
 }
 DEFAULT_RECIPE = "repae"
 
