@@ -383,8 +383,10 @@ def layer_curve(run: ProbeRun, metric: str = "probe_top1") -> dict[int, float]:
 
 
 def plot_layer_curves(curves: dict[str, dict[int, float]], path: Path, title: str,
+                      num_test: int | None = None, chance: float | None = None,
                       ylabel: str = "linear-probe top-1 (%)") -> Path:
-    """Accuracy-by-block lines (REPA's figure), one per model, as a PNG written atomically."""
+    """Accuracy-by-block lines (REPA's figure), one per model, as a PNG written atomically. With `num_test`
+    each point carries +-1 binomial standard error of a test-set accuracy; `chance` draws a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -392,16 +394,21 @@ def plot_layer_curves(curves: dict[str, dict[int, float]], path: Path, title: st
 
     from genbench.io import atomic_write
 
-    figure, axes = plt.subplots(figsize=(5, 3.5))
+    figure, axes = plt.subplots(figsize=(5.5, 3.8))
     for label, curve in curves.items():
         blocks = sorted(curve)
-        axes.plot(blocks, [curve[b] for b in blocks], marker="o", label=label)
+        accuracy = np.array([curve[b] for b in blocks])
+        error = None if num_test is None else 100 * np.sqrt(accuracy / 100 * (1 - accuracy / 100) / num_test)
+        axes.errorbar(blocks, accuracy, yerr=error, marker="o", capsize=3, label=label)
+    if chance is not None:
+        axes.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
     axes.set_xlabel("SiT block")
     axes.set_ylabel(ylabel)
-    axes.set_title(title)
+    axes.set_title(title, fontsize=10)
     axes.set_xticks(sorted({b for curve in curves.values() for b in curve}))
+    axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(fontsize=8)
     figure.tight_layout()
     with atomic_write(path, suffix=".png") as tmp:
         figure.savefig(tmp, dpi=120)

@@ -67,9 +67,9 @@ def probe_command(
     if layers is not None:
         if plot is None:
             plot = out.with_name(f"{out.stem}_layers.png") if out is not None else Path("probe_layers.png")
-        curve = layer_curve(run)
-        t = run.provenance.get("t")
-        plot_layer_curves({features: curve}, plot, f"linear probe by block (t={t})")
+        title = f"linear probe by block, t={run.provenance['t']}, {run.provenance['num_test']} test images"
+        plot_layer_curves({features: layer_curve(run)}, plot, title, num_test=run.provenance["num_test"],
+                          chance=100 / run.provenance["num_classes"])
         Console(stderr=True).print(f"wrote {plot}")
     if out is not None:
         count = len(train) + (len(test) if test is not None else 0)
