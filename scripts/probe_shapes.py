@@ -41,15 +41,18 @@ MODELS = {"SiT": "demo:sit", "REPA": "demo:repa", "REPA-E": "demo:repae"}
 NOISE_LEVEL = 0.25
 
 
-def compare(data: Path, labels: np.ndarray) -> None:
+def compare(data: Path, labels: np.ndarray, description: str) -> None:
     source = open_source(data)
+    source.description = description  # the board names the data set, not this machine's path
     lpips, note = load_lpips()
     settings = CompareSettings(extractor="shapes", batch_size=256, seed=0)
     table = compare_tokenizers(TOKENIZERS, source, labels, lpips, note, settings)
     BOARD.unlink(missing_ok=True)
     for row in table.to_dict("records"):
         append_row(BOARD, row)
-    write_text_atomic(BOARD.with_suffix(".md"), render(read_board(BOARD), "md"))
+    board = read_board(BOARD)
+    notes = f"\nData: {description}. Notes: {board['notes'].iloc[0]}.\n"
+    write_text_atomic(BOARD.with_suffix(".md"), render(board.drop(columns=["source", "notes"]), "md") + notes)
     print(table.drop(columns=["source", "notes"]).T.to_string())
     print(f"wrote {BOARD} and {BOARD.with_suffix('.md')}")
 
@@ -87,7 +90,7 @@ def main() -> None:
     if not data.exists():
         ShapesWorld(32).export_npz(data, n=args.num, seed=args.seed)
     labels = read_labels(data, args.num)
-    compare(data, labels)
+    compare(data, labels, f"ShapesWorld(32).export_npz(n={args.num}, seed={args.seed}), held out")
     sweep(data, labels, args.work)
     print(f"done in {time.time() - started:.0f} s")
 

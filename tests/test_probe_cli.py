@@ -134,6 +134,15 @@ def test_encoder_sources_give_extractor_features_and_pooled_encoder_tokens(shape
         build_features(parse_feature_spec("encoder:nope"), 32)
 
 
+def test_features_stream_into_memory_maps_on_disk(tmp_path, shapes_npz):
+    _, images, _ = shapes_npz
+    features, _ = build_features(parse_feature_spec("encoder:shapes:feature=logits"), 32)
+    on_disk = extract_features(TensorSource(images[:20]), features, batch_size=8, cache_dir=tmp_path)
+    assert isinstance(on_disk["logits"], np.memmap)
+    in_memory = extract_features(TensorSource(images[:20]), features, batch_size=20)["logits"]
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), in_memory, rtol=1e-5, atol=1e-6)
+
+
 def test_probe_on_the_shapes_network_separates_its_classes_and_shuffled_labels_do_not(shapes_npz):
     path, _, labels = shapes_npz
     source = TensorSource(np.load(path)["arr_0"])
