@@ -26,13 +26,15 @@ METRIC_COLUMNS = ("fid", "sfid", "is", "precision", "recall", "kid", "rfid", "ps
 # Where a column goes: descriptive columns, then metrics, then free text; other columns keep file order.
 COLUMN_ORDER = ("name", "kind", "model", "tokenizer", "epochs", "cfg", *METRIC_COLUMNS, "source", "notes")
 DECIMALS = {"fid": 2, "sfid": 2, "rfid": 2, "is": 1, "precision": 2, "recall": 2, "kid": 4, "psnr": 2,
-            "ssim": 3, "lpips": 3, "probe": 1}
+            "ssim": 3, "lpips": 3, "probe": 1, "probe_top5": 1, "knn_top1": 1, "encode_ips": 0,
+            "decode_ips": 0}
 LOWER_IS_BETTER = {"fid", "sfid", "kid", "cmmd", "rfid", "lpips"}
 HIGHER_IS_BETTER = {"is", "precision", "recall", "psnr", "ssim", "probe", "density", "coverage", "geneval",
                     "clip_score"}
+INTEGER_COLUMNS = {"latent_channels", "latent_dim"}  # sizes, shown as 256 rather than 256.000
 FORMATS = ("md", "csv", "html", "latex", "json")
 MEASURED_MARK = "†"
-LEGEND = (f"{MEASURED_MARK} measured: computed by genbench from a results file. "
+LEGEND = (f"{MEASURED_MARK} measured: computed by genbench (a results file, or `tokenizers compare`). "
           "Unmarked rows are reported: copied from the cited source.")
 
 
@@ -73,7 +75,9 @@ def validate_board(board: pd.DataFrame, path: str | Path) -> pd.DataFrame:
 
 def _ordered(columns: list[str]) -> list[str]:
     known = [c for c in COLUMN_ORDER if c in columns]
-    return known + [c for c in columns if c not in COLUMN_ORDER]
+    extra = [c for c in columns if c not in COLUMN_ORDER]  # more metrics: before source and notes
+    tail = [c for c in ("source", "notes") if c in known]
+    return [c for c in known if c not in tail] + extra + tail
 
 
 def _sampling_record(provenance: dict) -> dict:
@@ -144,6 +148,8 @@ def _cell(column: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "–"
     if isinstance(value, (int, float)) and column not in TEXT_COLUMNS:
+        if column in INTEGER_COLUMNS:
+            return str(int(value))
         return f"{value:.{DECIMALS.get(column, 3)}f}"
     return str(value)
 
@@ -251,7 +257,7 @@ def to_html(board: pd.DataFrame, title: str = "genbench leaderboard") -> str:
 {chr(10).join(body)}
 </tbody></table>
 <p class="legend"><span style="background:#e8f4ea;font-weight:600">{MEASURED_MARK} measured</span>
-computed by genbench from a results file; <span style="font-style:italic">reported</span> rows are copied
+computed by genbench (a results file, or <code>tokenizers compare</code>); <span style="font-style:italic">reported</span> rows are copied
 from the cited source.</p>
 <script>{_HTML_SCRIPT}</script>
 </body></html>
