@@ -257,8 +257,8 @@ def to_html(board: pd.DataFrame, title: str = "genbench leaderboard") -> str:
 {chr(10).join(body)}
 </tbody></table>
 <p class="legend"><span style="background:#e8f4ea;font-weight:600">{MEASURED_MARK} measured</span>
-computed by genbench (a results file, or <code>tokenizers compare</code>); <span style="font-style:italic">reported</span> rows are copied
-from the cited source.</p>
+computed by genbench (a results file, or <code>tokenizers compare</code>);
+<span style="font-style:italic">reported</span> rows are copied from the cited source.</p>
 <script>{_HTML_SCRIPT}</script>
 </body></html>
 """
