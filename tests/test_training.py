@@ -227,6 +227,8 @@ def test_cli_train_resume_and_errors(tmp_path, photo_npz):
     first = run(*common, "--steps", "2")
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "checkpoints" / "0000002.pt").is_file()
+    # tiny-repa's EMA decay 0.999 over 2 steps keeps 99.8% of the initial weights: the user is told
+    assert "warning: EMA decay 0.999 over 2 steps keeps 100% of the initial weights" in first.stdout
     again = run(*common, "--steps", "3")
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
     resumed = run(*common[:2], *common[4:], "--steps", "3", "--resume")
@@ -292,3 +294,14 @@ def test_bf16_autocast_step_runs_and_keeps_fp32_weights(dataset):
     logs = [trainer.train_step() for _ in range(2)]
     assert all(np.isfinite(v) for log in logs for v in log.values())
     assert all(p.dtype == torch.float32 for p in trainer.sit.parameters())
+
+
+def test_short_run_warning_names_the_kept_share_and_a_decay_that_fits():
+    from genbench.training.ema import short_run_warning
+
+    assert short_run_warning(0.99, 1000) is None  # 0.99^1000 = 4e-5
+    message = short_run_warning(0.999, 1000)  # 0.999^1000 = 0.368
+    assert "keeps 37% of the initial weights" in message
+    suggested = float(message.split("ema_decay <= ")[1].split(" ")[0])
+    assert suggested == pytest.approx(0.05 ** (1 / 1000), rel=1e-4) and suggested**1000 <= 0.0501
+    assert "keeps 90%" in short_run_warning(0.9999, 1000)

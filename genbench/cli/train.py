@@ -51,6 +51,7 @@ def train(
     """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
     from genbench.evaluate import local_device
     from genbench.training.data import ImageDataset
+    from genbench.training.ema import short_run_warning
     from genbench.training.recipes import TrainConfig, Trainer, latest_checkpoint
 
     device = local_device(device)
@@ -68,6 +69,9 @@ def train(
         train_config = TrainConfig.from_dict(_load_config(recipe, config, preset), str(config or preset))
         trainer = Trainer(train_config, ImageDataset(data, train_config.resolution), device)
     total = steps if steps is not None else trainer.config.steps
+    warning = short_run_warning(trainer.config.ema_decay, total)
+    if warning and trainer.rank == 0:
+        console.print(f"warning: {warning}", markup=False, highlight=False)
 
     def log(step: int, values: dict[str, float]) -> None:
         if trainer.rank == 0:
