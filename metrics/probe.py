@@ -66,12 +66,16 @@ def standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor
 
 
 def fit_logistic_regression(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float, max_iter: int = 500
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float, max_iter: int = 500,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights [K, d] and bias [K] minimising sum CE + ||W||^2 / (2 C), float64, full-batch L-BFGS."""
+    """Weights [K, d] and bias [K] minimising sum CE + ||W||^2 / (2 C), float64, full-batch L-BFGS, from
+    zeros or from `start` (the objective is convex: the start changes the iterations, not the optimum)."""
     x = x.to(torch.float64)
-    weight = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    if start is None:
+        start = torch.zeros(num_classes, x.shape[1]), torch.zeros(num_classes)
+    weight = start[0].to(torch.float64).clone().requires_grad_(True)
+    bias = start[1].to(torch.float64).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
         [weight, bias], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-9,
         tolerance_change=1e-14, line_search_fn="strong_wolfe",
@@ -123,14 +127,14 @@ def linear_probe(
     order = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(seed))
     val_rows, fit_rows = order[:held_out], order[held_out:]
     fit_x, val_x = standardise(train_x[fit_rows], train_x[val_rows])
-    validation_top1 = {}
-    for c in cs:
-        weight, bias = fit_logistic_regression(fit_x, train_y[fit_rows], k, c)
-        validation_top1[c] = _topk_hits(val_x @ weight.T + bias, train_y[val_rows])[0]
+    validation_top1, solutions, previous = {}, {}, None
+    for c in sorted(cs):  # warm starts along the path: each C starts from the next stronger one's optimum
+        previous = solutions[c] = fit_logistic_regression(fit_x, train_y[fit_rows], k, c, start=previous)
+        validation_top1[c] = _topk_hits(val_x @ previous[0].T + previous[1], train_y[val_rows])[0]
     best_c = max(cs, key=lambda c: validation_top1[c])  # first best: the strongest regularisation on ties
 
     all_x, scaled_test = standardise(train_x, test_x)
-    weight, bias = fit_logistic_regression(all_x, train_y, k, best_c)
+    weight, bias = fit_logistic_regression(all_x, train_y, k, best_c, start=solutions[best_c])
     top1, top5 = _topk_hits(scaled_test @ weight.T + bias, test_y)
     return ProbeResult(top1, top5, best_c, validation_top1)
 
