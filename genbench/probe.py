@@ -83,13 +83,6 @@ def _option(spec: FeatureSpec, key: str, default: float, kind: type = float) -> 
 # --------------------------------------------------------------------------------------------------
 
 
-def resolve_checkpoint(target: str) -> Path:
-    """A demo name's verified shipped file, or the given path."""
-    from genbench.worlds.demo import demo_recipe, resolve_demo_model
-
-    return resolve_demo_model(target) if demo_recipe(target) is not None else Path(target)
-
-
 def parse_layers(text: str, depth: int) -> list[int]:
     """"all" or "2,5,8" -> 1-based block numbers, checked against the depth."""
     if text == "all":
@@ -110,8 +103,9 @@ def sit_features(spec: FeatureSpec, layers: str | None, seed: int, device: str) 
     from genbench.sampling.generate import per_sample_randn, sample_generators
     from genbench.training.losses import LinearInterpolant
     from genbench.training.recipes import to_vae_input
+    from genbench.worlds.demo import model_path
 
-    path = resolve_checkpoint(spec.target)
+    path = model_path(spec.target)
     loaded = load_model_checkpoint(path)
     if loaded.vae is None:
         raise GenbenchError(f"{path}: this checkpoint has no VAE; the SiT probe needs a latent model")

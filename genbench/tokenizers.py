@@ -37,10 +37,11 @@ from torch import nn
 
 from genbench.errors import GenbenchError
 from genbench.models.vae import VAE_CONFIGS, AutoencoderKL
-from genbench.probe import pooled_latents, probe_scores, resolve_checkpoint, split_indices
+from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
 from genbench.sources import SampleSource
 from genbench.weights import WeightsSpec, resolve_weights
+from genbench.worlds.demo import model_path
 from metrics.image_quality import psnr_per_image, ssim_per_image
 
 # Official VAE files per preset, named in the error for a missing file.
@@ -73,7 +74,7 @@ def load_tokenizer(spec: str) -> Tokenizer:
             raise GenbenchError(f"{path}: VAE weights for --vae {spec} not found; download the file "
                                 f"{f'({urls}) ' if urls else ''}and give its path as {preset}:PATH")
         return Tokenizer(spec, load_official_vae(path, preset).eval(), f"{preset} {_described(path)}")
-    path = resolve_checkpoint(spec)
+    path = model_path(spec)
     if not path.is_file():
         raise GenbenchError(f"--vae {spec}: no such checkpoint; give demo:sit|demo:repa|demo:repae, a "
                             "genbench checkpoint, or PRESET:PATH for an official VAE file (presets: "

@@ -106,13 +106,13 @@ def generate_command(
 def _model_sampler(model: str, num_classes: int, sampler: str, steps: int, cfg_scale: float, seed: int,
                    device: str):
     """(image sampler, checkpoint path) for a demo name or genbench checkpoint of the shapes world."""
-    from genbench.cli.sample import model_path
     from genbench.evaluate import local_device
     from genbench.geneval.generate import model_sampler
     from genbench.models import load_model_checkpoint
     from genbench.sampling.generate import SampleSettings
+    from genbench.worlds.demo import model_path
 
-    path = model_path(Path(model))
+    path = model_path(model)
     if not path.is_file():
         raise GenbenchError(f"{path}: no such checkpoint file; pass --model demo, a checkpoint or world")
     loaded = load_model_checkpoint(path)

@@ -30,13 +30,6 @@ def _load(model: Path, official: str | None, vae: Path | None, latents_stats: Pa
     return loaded
 
 
-def model_path(model: Path) -> Path:
-    """A checkpoint path, or the shipped file of a demo name (demo, demo:sit, demo:repa, demo:repae)."""
-    from genbench.worlds.demo import demo_recipe, resolve_demo_model
-
-    return resolve_demo_model(str(model)) if demo_recipe(str(model)) is not None else model
-
-
 @app.command()
 def sample(
     model: Annotated[Path, typer.Option(help="genbench training checkpoint, demo[:sit|:repa|:repae], "
@@ -71,6 +64,7 @@ def sample(
     from genbench.evaluate import init_distributed, local_device
     from genbench.io import sha256_file
     from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
+    from genbench.worlds.demo import model_path
 
     device = local_device(device)
     rank, world_size = init_distributed(device)

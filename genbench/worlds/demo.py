@@ -65,6 +65,11 @@ def resolve_demo_model(name: str) -> Path:
     return path
 
 
+def model_path(model: str | Path) -> Path:
+    """A checkpoint path as given, or the verified shipped file of a demo name (demo, demo:sit, ...)."""
+    return resolve_demo_model(str(model)) if demo_recipe(str(model)) is not None else Path(model)
+
+
 def demo_reference() -> Path:
     """reference_stats/shapes32.npz after checking its SHA-256."""
     if not REFERENCE_PATH.is_file():
