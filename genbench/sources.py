@@ -270,28 +270,34 @@ def decode_rgb(file: Path) -> np.ndarray:
 
 
 class TensorSource(SampleSource):
-    """Images in memory: uint8 tensor [N, 3, H, W] or uint8 array [N, H, W, 3]."""
+    """Images in memory: uint8 tensor [N, 3, H, W], or uint8 array [N, H, W, 3] read by index (not copied,
+    so a np.memmap stays on disk)."""
 
     def __init__(self, images: torch.Tensor | np.ndarray, description: str = "<in-memory images>"):
         self.description = description
         if isinstance(images, np.ndarray):
             check_nhwc(description, images.shape, images.dtype)
-            images = torch.from_numpy(images).permute(0, 3, 1, 2)
+            self.image_size = (images.shape[1], images.shape[2])
         elif images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise GenbenchError(
                 f"{description}: expected a uint8 tensor [N, 3, H, W], got {images.dtype} "
                 f"{tuple(images.shape)}"
             )
+        else:
+            images = images.contiguous()
+            self.image_size = (images.shape[2], images.shape[3])
         if images.shape[0] == 0:
             raise GenbenchError(f"{description}: contains no images")
-        self.images = images.contiguous()
-        self.image_size = (images.shape[2], images.shape[3])
+        self.images = images
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
-        return self.images[list(indices)].numpy()
+        batch = self.images[list(indices)]
+        if isinstance(batch, torch.Tensor):
+            return batch.numpy()
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
 
 
 def open_source(samples: str | Path | torch.Tensor | np.ndarray) -> SampleSource:

@@ -39,7 +39,7 @@ from genbench.errors import GenbenchError
 from genbench.models.vae import VAE_CONFIGS, AutoencoderKL
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
-from genbench.sources import SampleSource
+from genbench.sources import SampleSource, TensorSource
 from genbench.weights import WeightsSpec, resolve_weights
 from genbench.worlds.demo import model_path
 from metrics.image_quality import psnr_per_image, ssim_per_image
@@ -193,20 +193,6 @@ def load_lpips(vgg: str | Path | None = None, lin: str | Path | None = None) -> 
 # --------------------------------------------------------------------------------------------------
 
 
-class ArraySource(SampleSource):
-    """Images in a uint8 [N, H, W, 3] array or memory map (the reconstructions), read by index."""
-
-    def __init__(self, images: np.ndarray, description: str):
-        self.images, self.description = images, description
-        self.image_size = (images.shape[1], images.shape[2])
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        return np.ascontiguousarray(self.images[list(indices)].transpose(0, 3, 1, 2))
-
-
 @dataclass
 class Reconstruction:
     """What one pass of a tokenizer over the images leaves: reconstructions, pooled latents, sums, times."""
@@ -295,7 +281,7 @@ def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: Referen
     with tempfile.TemporaryDirectory(prefix="genbench-tokenizer-") as work_dir:
         recon = reconstruct(tokenizer, source, Path(work_dir), settings.batch_size, settings.device,
                             settings.probe_pool, lpips)
-        recon_source = ArraySource(recon.images, f"{tokenizer.spec} reconstructions of {source.description}")
+        recon_source = TensorSource(recon.images, f"{tokenizer.spec} reconstructions of {source.description}")
         values, _ = evaluate(recon_source, reference, ["fid"], extractor, settings.batch_size,
                              settings.device)
     channels, h, w = recon.latent_shape
