@@ -30,7 +30,7 @@ import numpy as np
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, sha256_file, write_text_atomic
 from genbench.reference import ReferenceStats, registered_reference_sets, registry_path
-from genbench.weights import cache_dir
+from genbench.weights import cache_dir, check_sha256
 
 SUFFIXES = {"adm-npz": ".npz", "edm2-pkl": ".pkl"}
 # EDM2 metric key -> genbench extractor: fid reads the TF Inception graph (NVlabs' TorchScript port,
@@ -87,11 +87,6 @@ def download(url: str, dest: Path, target: Path, name: str, progress: Progress |
     if total is not None and done != total:
         raise GenbenchError(f"could not download {url}: stopped after {done} of {total} bytes; {by_hand}")
     return digest.hexdigest()
-
-
-def check_sha256(actual: str, expected: str | None, where: str, fix: str) -> None:
-    if expected is not None and actual != expected.lower():
-        raise GenbenchError(f"{where}: SHA-256 {actual} does not match the registry's {expected}; {fix}")
 
 
 # --- EDM2 pickles -----------------------------------------------------------------------------------
@@ -195,10 +190,11 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | Non
     if published.is_file() and not force:
         sha256 = sha256_file(published)
         again = f"delete it or run `genbench ref fetch {name} --force`"
-        check_sha256(sha256, expected, str(published), f"the file is corrupt or another file; {again}")
+        check_sha256(sha256, expected, str(published), f"the file is corrupt or another file; {again}",
+                     "registry's")
         if record is not None and expected is None:
             check_sha256(sha256, record.get("sha256"), str(published),
-                         f"it changed since it was fetched; {again}")
+                         f"it changed since it was fetched; {again}", "recorded")
         if record is not None and record.get("sha256") == sha256 and all(
                 (reference_dir() / f).is_file() for f in record.get("files", [])):
             return {**record, "downloaded": False}
@@ -208,7 +204,7 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | Non
         with atomic_write(published) as tmp:
             sha256 = download(url, tmp, published, name, progress)
             check_sha256(sha256, expected, url, "the download is corrupt or the file changed upstream; "
-                                                "try again, or check the registry entry")
+                                                "try again, or check the registry entry", "registry's")
             files = _usable_files(name, entry, tmp)
         downloaded = True
     record = {"name": name, "url": url, "sha256": sha256, "format": entry.get("format", "adm-npz"),

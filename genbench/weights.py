@@ -27,14 +27,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GENBENCH_CACHE", Path.home() / ".cache" / "genbench"))
 
 
+def check_sha256(
+    actual: str, expected: str | None, where: str, fix: str, expected_from: str = "expected"
+) -> None:
+    """Compare a computed digest with `expected` (full digest or prefix; None: nothing to compare). The
+    error names `where`, whose digest `expected` is (`expected_from`), and the `fix`."""
+    if expected is not None and not actual.startswith(expected.lower()):
+        raise GenbenchError(f"{where}: SHA-256 {actual} does not match the {expected_from} {expected}; {fix}")
+
+
 def verify_sha256(path: Path, expected: str | None) -> str:
     """Hash `path` and compare with `expected` (full digest or prefix). Returns the full digest."""
     actual = sha256_file(path)
-    if expected is not None and not actual.startswith(expected.lower()):
-        raise GenbenchError(
-            f"{path}: SHA-256 {actual} does not match the expected {expected}; the file is corrupt or a "
-            "different model. Delete it and download it again"
-        )
+    check_sha256(actual, expected, str(path),
+                 "the file is corrupt or a different model. Delete it and download it again")
     return actual
 
 

@@ -14,7 +14,7 @@ from genbench.cli.progress import progress_bar
 from genbench.evaluate import build_reference, init_distributed, local_device
 from genbench.extractors import build_extractor
 from genbench.reference import registered_reference_sets
-from genbench.reference_sets import fetch_reference_set, reference_dir
+from genbench.reference_sets import fetch_reference_set, record_path, reference_dir
 from genbench.sources import open_source
 
 ref_app = typer.Typer(no_args_is_help=True, help="Reference statistics.")
@@ -50,7 +50,7 @@ def list_sets() -> None:
     for column in ("name", "resolution", "images", "fetched", "url"):
         table.add_column(column)
     for name, entry in registered_reference_sets().items():
-        fetched = "yes" if (reference_dir() / f"{name}.json").is_file() else "no"
+        fetched = "yes" if record_path(name).is_file() else "no"
         table.add_row(name, str(entry.get("resolution")), str(entry.get("count")), fetched,
                       entry.get("url", ""))
     Console().print(table)
