@@ -40,6 +40,11 @@ class ExtractedFeatures:
     count: int = 0
     seconds: float = 0.0
 
+    @property
+    def gaussians(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{feature: (mean, covariance)}, as FeatureSide and ReferenceStats hold them."""
+        return {feature: (stats.mean, stats.covariance) for feature, stats in self.stats.items()}
+
 
 # --------------------------------------------------------------------------------------------------
 #                                        Distributed set-up
@@ -204,7 +209,7 @@ def build_reference(
     )
     return ReferenceStats(
         path=None,
-        gaussians={f: (s.mean, s.covariance) for f, s in extracted.stats.items()},
+        gaussians=extracted.gaussians,
         rows={"pool": extracted.rows["pool"].numpy()},
         meta={
             "extractor": extractor.name,
@@ -257,7 +262,7 @@ def _reference_side(
     if stats_missing or rows_missing:  # e.g. an ADM reference batch: pool rows come from its arr_0 images
         extracted = extract(reference.images(), extractor, stats_missing, rows_missing, batch_size, device,
                             num_workers, progress)
-        side.gaussians.update({f: (s.mean, s.covariance) for f, s in extracted.stats.items()})
+        side.gaussians.update(extracted.gaussians)
         side.rows.update(extracted.rows)
         seconds = extracted.seconds
     for request in needs:
@@ -380,8 +385,7 @@ def evaluate(
         stats_for = sorted({r.metric.feature for r in group if r.metric.uses == "stats"})
         rows_for = sorted({r.metric.feature for r in group if r.metric.uses == "rows" or keep_stats_rows})
         extracted = extract(source, module, stats_for, rows_for, batch_size, device, num_workers, progress)
-        samples[name] = FeatureSide({f: (s.mean, s.covariance) for f, s in extracted.stats.items()},
-                                    extracted.rows)
+        samples[name] = FeatureSide(extracted.gaussians, extracted.rows)
         sample_seconds += extracted.seconds
         record = {"name": module.name, "weights_sha256": module.weights_sha256,
                   "resize_mode": module.resize_mode, "keys": []}
