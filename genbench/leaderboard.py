@@ -23,8 +23,9 @@ from genbench.results import load_results
 KINDS = ("reported", "measured")
 TEXT_COLUMNS = ("name", "kind", "source", "model", "tokenizer", "epochs", "cfg", "notes")
 METRIC_COLUMNS = ("fid", "sfid", "is", "precision", "recall", "kid", "rfid", "psnr", "ssim", "lpips", "probe")
-# Where a column goes: descriptive columns, then metrics, then free text; other columns keep file order.
-COLUMN_ORDER = ("name", "kind", "model", "tokenizer", "epochs", "cfg", *METRIC_COLUMNS, "source", "notes")
+# Where a column goes: descriptive columns and known metrics, other columns (file order), then free text.
+LEADING_COLUMNS = ("name", "kind", "model", "tokenizer", "epochs", "cfg", *METRIC_COLUMNS)
+TRAILING_COLUMNS = ("source", "notes")
 DECIMALS = {"fid": 2, "sfid": 2, "rfid": 2, "is": 1, "precision": 2, "recall": 2, "kid": 4, "psnr": 2,
             "ssim": 3, "lpips": 3, "probe": 1, "probe_top5": 1, "knn_top1": 1, "encode_ips": 0,
             "decode_ips": 0}
@@ -74,10 +75,8 @@ def validate_board(board: pd.DataFrame, path: str | Path) -> pd.DataFrame:
 
 
 def _ordered(columns: list[str]) -> list[str]:
-    known = [c for c in COLUMN_ORDER if c in columns]
-    extra = [c for c in columns if c not in COLUMN_ORDER]  # more metrics: before source and notes
-    tail = [c for c in ("source", "notes") if c in known]
-    return [c for c in known if c not in tail] + extra + tail
+    extra = [c for c in columns if c not in LEADING_COLUMNS + TRAILING_COLUMNS]  # more metrics, in file order
+    return [c for c in (*LEADING_COLUMNS, *extra, *TRAILING_COLUMNS) if c in columns]
 
 
 def _sampling_record(provenance: dict) -> dict:
