@@ -16,8 +16,8 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.geneval.score import iter_images
+from genbench.metrics.clip_score import clip_score_per_pair
 from genbench.sources import decode_rgb
-from metrics.clip_score import clip_score_per_pair
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ import torch.distributed as dist
 
 from genbench.errors import GenbenchError
 from genbench.extractors import check_extractor_name
+from genbench.metrics.bootstrap import gaussian_of
+from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
+from genbench.metrics.registry import METRICS, FeatureSide, Metric, Options
+from genbench.metrics.stats import FeatureStats
 from genbench.reference import GAUSSIAN_KEYS, ReferenceStats
 from genbench.sources import SampleSource
-from metrics.bootstrap import gaussian_of
-from metrics.fd_infinity import fd_infinity, subset_sizes
-from metrics.registry import METRICS, FeatureSide, Metric, Options
-from metrics.stats import FeatureStats
 
 FULL_SAMPLE_COUNT = 50_000  # the protocol size behind published FIDs (ADM, DiT, SiT, REPA, REPA-E)
 

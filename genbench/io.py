@@ -7,7 +7,15 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
+
+
+def package_file(package: str, name: str) -> Path:
+    """Path of a data file shipped inside an installed package (`genbench.reference_stats`,
+    `genbench.worlds.weights`), wherever the package is installed: a wheel in site-packages, an editable
+    checkout (where `genbench.reference_stats` maps to the repository's `reference_stats/`), a zip never."""
+    return Path(str(files(package) / name))
 
 
 @contextlib.contextmanager

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from genbench.errors import GenbenchError
+from genbench.metrics.probe import knn_accuracy, linear_probe, standardise
 from genbench.sources import FolderSource, SampleSource
-from metrics.probe import knn_accuracy, linear_probe, standardise
 
 SPEC_OPTIONS = {"sit": {"layer", "t"}, "vae": {"pool"}, "encoder": {"feature", "weights"}}
 SPEC_HELP = "sit:CKPT[:layer=L][:t=T], vae:TOKENIZER[:pool=K] or encoder:NAME[:feature=F][:weights=PATH]"

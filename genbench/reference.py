@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write
+from genbench.io import atomic_write, package_file
+from genbench.metrics.registry import FeatureSide
 from genbench.sources import NpzSource, SampleSource
-from metrics.registry import FeatureSide
 
 # feature name -> (mean key, covariance key) in ADM's file layout
 GAUSSIAN_KEYS = {"pool": ("mu", "sigma"), "spatial": ("mu_s", "sigma_s")}
@@ -32,7 +32,7 @@ ADM_META = {
     "resize_mode": "tf1-bilinear",
     "source": "ADM reference batch (TF Inception graph)",
 }
-REGISTRY_PATH = Path(__file__).resolve().parent.parent / "reference_stats" / "registry.json"
+REGISTRY_PATH = package_file("genbench.reference_stats", "registry.json")
 REGISTRY_ENV = "GENBENCH_REFERENCE_REGISTRY"
 
 

@@ -36,13 +36,13 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.metrics.image_quality import psnr_per_image, ssim_per_image
 from genbench.models.vae import VAE_CONFIGS, AutoencoderKL
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
 from genbench.sources import SampleSource, TensorSource
 from genbench.weights import WeightsSpec, resolve_weights
 from genbench.worlds.demo import model_path
-from metrics.image_quality import psnr_per_image, ssim_per_image
 
 # Official VAE files per preset, named in the error for a missing file.
 PRESET_SOURCES = {"f8d4": ("sd-vae-ft-ema", "sd-vae-ft-mse", "e2e-sdvae"),

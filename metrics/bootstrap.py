@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metrics.frechet import frechet_distance
-from metrics.stats import FeatureStats
+from .frechet import frechet_distance
+from .stats import FeatureStats
 
 ArrayLike = np.ndarray | torch.Tensor
 

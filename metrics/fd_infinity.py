@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from metrics.bootstrap import frechet_to
+from .bootstrap import frechet_to
 
 ArrayLike = np.ndarray | torch.Tensor
 

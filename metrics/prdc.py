@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metrics.precision_recall import _squared_distances, manifold_radii, paired_rows
+from .precision_recall import _squared_distances, manifold_radii, paired_rows
 
 ArrayLike = np.ndarray | torch.Tensor
 

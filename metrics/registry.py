@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from metrics.frechet import frechet_distance
-from metrics.inception_score import inception_score
-from metrics.kid import kernel_inception_distance
-from metrics.mmd import cmmd
-from metrics.prdc import density_coverage
-from metrics.precision_recall import precision_recall
+from .frechet import frechet_distance
+from .inception_score import inception_score
+from .kid import kernel_inception_distance
+from .mmd import cmmd
+from .prdc import density_coverage
+from .precision_recall import precision_recall
 
 
 @dataclass

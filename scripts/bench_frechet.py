@@ -13,8 +13,7 @@ import time
 
 import numpy as np
 import scipy.linalg
-
-from metrics.frechet import frechet_distance
+from genbench.metrics.frechet import frechet_distance
 
 
 def scipy_frechet(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:

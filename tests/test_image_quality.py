@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from genbench.metrics.image_quality import psnr, psnr_per_image, ssim, ssim_per_image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-from metrics.image_quality import psnr, psnr_per_image, ssim, ssim_per_image
 
 
 def _image_pairs() -> tuple[np.ndarray, np.ndarray]:

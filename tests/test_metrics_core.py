@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from genbench.metrics.frechet import frechet_distance
+from genbench.metrics.inception_score import inception_score
+from genbench.metrics.kid import kernel_inception_distance
+from genbench.metrics.precision_recall import manifold_radii, precision_recall
+from genbench.metrics.stats import FeatureStats
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
-
-from metrics.frechet import frechet_distance
-from metrics.inception_score import inception_score
-from metrics.kid import kernel_inception_distance
-from metrics.precision_recall import manifold_radii, precision_recall
-from metrics.stats import FeatureStats
 
 
 def scipy_frechet(mu1, s1, mu2, s2):

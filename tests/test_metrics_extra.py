@@ -4,14 +4,13 @@ brute-force numpy computation or a value known analytically."""
 import numpy as np
 import pytest
 import torch
-
-from metrics.bootstrap import bootstrap_frechet, bootstrap_interval
-from metrics.clip_score import clip_score, clip_score_per_pair
-from metrics.fd_infinity import fd_infinity, subset_sizes
-from metrics.frechet import frechet_distance
-from metrics.mmd import cmmd, mmd_rbf
-from metrics.prdc import density_coverage
-from metrics.registry import METRICS, FeatureSide
+from genbench.metrics.bootstrap import bootstrap_frechet, bootstrap_interval
+from genbench.metrics.clip_score import clip_score, clip_score_per_pair
+from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
+from genbench.metrics.frechet import frechet_distance
+from genbench.metrics.mmd import cmmd, mmd_rbf
+from genbench.metrics.prdc import density_coverage
+from genbench.metrics.registry import METRICS, FeatureSide
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:

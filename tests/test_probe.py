@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from genbench.metrics.probe import fit_logistic_regression, knn_accuracy, linear_probe, standardise
 from sklearn.linear_model import LogisticRegression
-
-from metrics.probe import fit_logistic_regression, knn_accuracy, linear_probe, standardise
 
 
 def _gaussian_classes(means: np.ndarray, mix: np.ndarray, per_class: int, seed: int):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from genbench.metrics.frechet import frechet_distance
 from safetensors.torch import load_file
 
 from genbench.errors import GenbenchError
@@ -20,7 +21,6 @@ from genbench.extractors.shapes import (
 )
 from genbench.io import sha256_file
 from genbench.worlds import ShapesWorld
-from metrics.frechet import frechet_distance
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_shapes_features.py"
 

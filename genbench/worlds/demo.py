@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.errors import GenbenchError
+from genbench.io import package_file
 from genbench.weights import verify_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-REFERENCE_PATH = Path(__file__).resolve().parents[2] / "reference_stats" / "shapes32.npz"
+REFERENCE_PATH = package_file("genbench.reference_stats", "shapes32.npz")
 REFERENCE_SHA256 = "0fccf02558390793fdb57c873a42d68f155bde4df969fcf4051fab033af5ec49"
 CHECKPOINT_SHA256 = {
     "sit": "becfa9a690f0be0db1f0c02256a389874c193f656e69b2d5ac3202d2ab55eb22",
