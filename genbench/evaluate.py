@@ -8,6 +8,7 @@ feature rows, in sample order) are reduced across ranks, so the numbers equal a 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,11 +53,24 @@ class ExtractedFeatures:
 
 
 def local_device(device: str) -> str:
-    """"auto" picks cuda when available; under torchrun each process takes cuda:LOCAL_RANK."""
+    """The torch device this process uses. "auto" (every command's default) picks cuda when available;
+    under torchrun "auto"/"cuda" become cuda:LOCAL_RANK. A device this machine cannot use is an error
+    here, before any work starts, not a traceback from deep inside torch."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        return f"cuda:{os.environ['LOCAL_RANK']}"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise GenbenchError(f"--device {device!r}: unknown device; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise GenbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu "
+                                "(or auto)")
+        if device == "cuda" and "LOCAL_RANK" in os.environ:
+            device = f"cuda:{os.environ['LOCAL_RANK']}"
+        if int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise GenbenchError(f"--device {device}: this machine has {count} CUDA device(s)")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise GenbenchError("--device mps: MPS is not available on this machine; use --device cpu (or auto)")
     return device
 
 

@@ -38,7 +38,7 @@ def clip_score_command(
                                                    "(default: verified cache file)."),
     out: Path | None = typer.Option(None, help="Results JSON to write (per-prompt scores in provenance)."),
     batch_size: int = typer.Option(32, min=1),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
 ) -> None:
     """CLIP score, 100 * max(cos(image, prompt), 0), per prompt (mean of its images) and over all pairs."""
     from genbench.clip_scoring import geneval_pairs, pairs_file, per_prompt, score_pairs

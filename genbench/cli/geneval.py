@@ -67,7 +67,7 @@ def generate_command(
     cfg_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (1 = off)."),
     seed: int = typer.Option(0, help="Seed of every image's noise and of colours for colour-free prompts."),
     batch_size: int = typer.Option(64, min=1, help="Images per forward pass (does not change them)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
 ) -> None:
     """Sample each prompt a class label can express (single object, colour) into GenEval's layout; the
     others are listed with the reason in OUT/skipped.jsonl. Resumes: existing images are kept."""
@@ -172,7 +172,7 @@ def score_command(
     weights: Path | None = typer.Option(None, help="Detector model folder (saved Hugging Face model)."),
     clip_weights: Path | None = typer.Option(None, help="open_clip ViT-L-14 OpenAI .safetensors file."),
     results: Path | None = typer.Option(None, help="Results JSON for leaderboards (default: OUT.json)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
     threshold: float = typer.Option(0.3, help="Keep detections with score > this."),
     counting_threshold: float = typer.Option(0.9, help="The threshold for counting prompts."),
     max_objects: int = typer.Option(16, min=1, help="At most this many objects per class."),
@@ -191,7 +191,9 @@ def score_command(
     rules = Rules(threshold, counting_threshold, max_objects, max_overlap, position_threshold)
     records_in = load_metadata(metadata) if metadata is not None else None
     total = sum(1 for _ in iter_images(images_dir, records_in))
-    found, colors = _build_checks(detector, weights, clip_weights, device)
+    from genbench.evaluate import local_device
+
+    found, colors = _build_checks(detector, weights, clip_weights, local_device(device))
     with progress_bar("geneval", total) as advance:
         records = score_folder(images_dir, found, colors, rules, records_in, lambda done, n: advance(1))
     write_results_jsonl(records, out)

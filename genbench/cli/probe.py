@@ -39,7 +39,7 @@ def probe_command(
                                                  "each, plotted by block)."),
     seed: int = typer.Option(0, help="Seed of the split, the regularisation sweep and the SiT's noise."),
     batch_size: int = typer.Option(64, min=1),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
     cache_dir: Path | None = typer.Option(None, help="Stream feature rows into .npy memory maps here "
                                                      "(large sets)."),
     out: Path | None = typer.Option(None, help="Results JSON to write."),

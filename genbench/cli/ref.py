@@ -28,7 +28,7 @@ def build(
     extractor: str = typer.Option("inception"),
     weights: Path | None = typer.Option(None, help="Extractor weights file (default: verified cache file)."),
     batch_size: int = typer.Option(64, min=1),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
     num_workers: int = typer.Option(0, min=0),
 ) -> None:
     """Compute mean/covariance (pool, spatial) and pool feature rows of a reference image set."""

@@ -52,7 +52,7 @@ def compare_command(
     probe_pool: int = typer.Option(0, min=0, help="Average-pool latents to KxK before the probe (0: flat)."),
     seed: int = typer.Option(0, help="Seed of the probe's split and regularisation sweep."),
     batch_size: int = typer.Option(64, min=1),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
     board: Path | None = typer.Option(None, help="Tokenizer leaderboard CSV to append the rows to."),
 ) -> None:
     """Reconstruct --data with every --vae and compare them in one table."""
