@@ -102,8 +102,8 @@ def eval_command(
     fd_infinity: bool = typer.Option(False, "--fd-infinity", help="Also FD extrapolated to infinitely many "
                                                                   "samples (KEY_infinity) for every FD."),
     batch_size: int = typer.Option(64, min=1),
-    device: str = typer.Option(
-        "auto", help="auto (cuda when available) | cpu | cuda[:N] (under torchrun each rank takes cuda:LOCAL_RANK)."),
+    device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N] "
+                                            "(under torchrun each rank takes cuda:LOCAL_RANK)."),
     num_workers: int = typer.Option(0, min=0, help="DataLoader workers decoding images."),
     kid_subset_size: int = typer.Option(1000, min=2, help="KID subset size (torch-fidelity's default 1000)."),
     kid_subsets: int = typer.Option(100, min=1),
