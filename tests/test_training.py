@@ -40,10 +40,10 @@ def tiny_config(recipe: str, **overrides) -> TrainConfig:
 
 def test_dataset_crops_flips_and_is_a_function_of_step(dataset):
     assert dataset.images.shape == (32, 3, 32, 32) and dataset.num_classes == 4
-    index, flip = dataset.batch_indices(3, 8, seed=1)
-    again, flip_again = dataset.batch_indices(3, 8, seed=1)
+    index, flip = dataset.batch_indices(3, 8, seed=1, hflip=True)
+    again, flip_again = dataset.batch_indices(3, 8, seed=1, hflip=True)
     assert torch.equal(index, again) and torch.equal(flip, flip_again)
-    assert 0 < flip.sum() < 8 or dataset.batch_indices(4, 8, seed=1)[1].any()
+    assert 0 < flip.sum() < 8 or dataset.batch_indices(4, 8, seed=1, hflip=True)[1].any()
     first_epoch = torch.cat([dataset.batch_indices(s, 8, seed=1)[0] for s in range(4)])
     assert sorted(first_epoch.tolist()) == list(range(32))  # each image once per epoch
     images = dataset.images_at(index, flip)
@@ -193,7 +193,7 @@ def test_cached_latents_match_online_encoding(dataset):
     online = Trainer(tiny_config("repa"), dataset)
     online_losses = [online.train_step()["loss"] for _ in range(3)]
     cached = Trainer(tiny_config("repa", cache_latents=True), dataset)
-    assert cached.latent_cache.shape == (32, 2, 8, 8, 8)
+    assert cached.latent_cache.shape == (32, 1, 8, 8, 8)  # no flips by default (hflip: test_training_knobs)
     cached_losses = [cached.train_step()["loss"] for _ in range(3)]
     assert cached_losses == pytest.approx(online_losses, rel=1e-5)
 

@@ -46,6 +46,9 @@ def train(
     preset: Annotated[str | None, typer.Option(help="Named preset, e.g. tiny-repae.")] = None,
     steps: Annotated[int | None, typer.Option(help="Train until this global step.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in --out.")] = False,
+    disc_weights: Annotated[Path | None, typer.Option(
+        help="Pre-trained discriminator (REPA-E's <vae>-discriminator-ckpt.pt or a repae checkpoint); "
+             "upstream's --disc-pretrained-ckpt. Sets the config's disc_weights.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:i].")] = "auto",
 ) -> None:
     """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
@@ -55,6 +58,9 @@ def train(
     from genbench.training.recipes import TrainConfig, Trainer, latest_checkpoint
 
     device = local_device(device)
+    if resume and disc_weights is not None:
+        raise GenbenchError("--disc-weights starts a run; a resumed run's discriminator comes from its "
+                            "checkpoint, so drop --disc-weights or --resume")
     if resume:
         checkpoint = latest_checkpoint(out)
         if checkpoint is None:
@@ -66,7 +72,10 @@ def train(
     else:
         if out.exists() and latest_checkpoint(out) is not None:
             raise GenbenchError(f"{out}: already holds checkpoints; pass --resume or choose a new --out")
-        train_config = TrainConfig.from_dict(_load_config(recipe, config, preset), str(config or preset))
+        values = _load_config(recipe, config, preset)
+        if disc_weights is not None:
+            values["disc_weights"] = str(disc_weights)
+        train_config = TrainConfig.from_dict(values, str(config or preset))
         trainer = Trainer(train_config, ImageDataset(data, train_config.resolution), device)
     total = steps if steps is not None else trainer.config.steps
     warning = short_run_warning(trainer.config.ema_decay, total)

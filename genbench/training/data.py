@@ -1,4 +1,5 @@
-"""Training images: an image folder or an ADM-style .npz, centre-cropped as ADM, flipped at random.
+"""Training images: an image folder or an ADM-style .npz, centre-cropped as ADM, optionally flipped at random
+(off by default, as upstream REPA / REPA-E train).
 
 - Folder: `root/<class>/*.png|jpg|jpeg` (labels = sorted class folder index) or images directly in `root`
   (all label 0).
@@ -93,13 +94,17 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batch_indices(self, step: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows of global step `step`: (image index int64 [B], h-flip bool [B]). Epochs are consecutive
-        permutations; a batch may span two epochs."""
+    def batch_indices(self, step: int, batch_size: int, seed: int,
+                      hflip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of global step `step`: (image index int64 [B], h-flip bool [B], all False unless `hflip`).
+        Epochs are consecutive permutations; a batch may span two epochs. The order does not depend on
+        `hflip`."""
         positions = torch.arange(step * batch_size, (step + 1) * batch_size)
         epochs, offsets = positions // len(self), positions % len(self)
         index = torch.stack([self._permutation(int(e), seed)[int(o)]
                              for e, o in zip(epochs, offsets, strict=True)])
+        if not hflip:
+            return index, torch.zeros(batch_size, dtype=torch.bool)
         flip = torch.tensor([self._flip(int(e), int(i), seed) for e, i in zip(epochs, index, strict=True)])
         return index, flip
 

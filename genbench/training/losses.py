@@ -65,6 +65,7 @@ class NLayerDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3):
         super().__init__()
+        self.ndf, self.n_layers = ndf, n_layers
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1),
                                    nn.LeakyReLU(0.2, True)]
         width = ndf
@@ -112,8 +113,10 @@ class VAERegularizationLoss(nn.Module):
     """REPA-E's L_REG: L1 + w_p LPIPS + w_kl KL + w_gan (-mean D(x_hat)); GAN term on from step 0 with no
     adaptive weight. KL is the per-sample sum over latent elements, averaged over the batch.
 
-    Note: upstream feeds [-1, 1] images to an LPIPS that expects [0, 1]; the `lpips` package used here takes
-    [-1, 1] as intended, so its perceptual term is not numerically upstream's.
+    LPIPS input range: [-1, 1], as upstream. Its loss/losses.py comment says [0, 1], but its LPIPS
+    ScalingLayer (shift -0.030/-0.088/-0.188, scale 0.458/0.448/0.450, loss/lpips.py) is the original one
+    for [-1, 1] input, and it receives preprocess_imgs_vae's x / 127.5 - 1; the `lpips` package used here
+    has the same ScalingLayer and takes the same [-1, 1] images.
     """
 
     def __init__(self, perceptual: nn.Module | None, perceptual_weight: float = 1.0, kl_weight: float = 1e-6,

@@ -35,6 +35,7 @@ from genbench.models.official import (
     load_state_strict,
     read_latents_stats,
     read_state_file,
+    strip_wrappers,
 )
 from genbench.models.sit import SiT
 from genbench.models.vae import DiagonalGaussian
@@ -70,7 +71,9 @@ class TrainConfig:
     class_dropout_prob: float = 0.1
     batch_size: int = 256
     steps: int = 400_000
-    lr: float = 1e-4
+    lr: float = 1e-4  # SiT optimiser (upstream --learning-rate)
+    vae_lr: float = 1e-4  # REPA-E's VAE optimiser (upstream --vae-learning-rate)
+    disc_lr: float = 1e-4  # REPA-E's discriminator optimiser (upstream --disc-learning-rate)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -81,11 +84,15 @@ class TrainConfig:
     kl_weight: float = 1e-6
     gan_weight: float = 0.1
     lpips: bool = True  # try LPIPS; skipped with a warning when unavailable
+    # The discriminator: taming's PatchGAN; ndf 64 / 3 layers is upstream's (the paper presets), the tiny
+    # presets use ndf 8 / 2 layers. disc_weights: a pre-trained one (upstream --disc-pretrained-ckpt).
     disc_ndf: int = 64
     disc_layers: int = 3
+    disc_weights: str | None = None
+    hflip: bool = False  # random horizontal flips of training images; upstream trains without
     mixed_precision: str = "no"  # "no" | "bf16"
     compile: bool = False
-    cache_latents: bool = False  # frozen-VAE recipes: encode every image (and its flip) once
+    cache_latents: bool = False  # frozen-VAE recipes: encode every image (and its flip with hflip) once
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 50_000
@@ -104,9 +111,18 @@ class TrainConfig:
             raise GenbenchError(f"{source}: the repae recipe trains a VAE; set 'vae'")
         if config.recipe != "sit" and config.encoder is None:
             raise GenbenchError(f"{source}: recipe {config.recipe} needs an 'encoder'")
+        if config.disc_weights and config.recipe != "repae":
+            raise GenbenchError(f"{source}: disc_weights is for the repae recipe; drop it or use repae")
         if config.mixed_precision not in ("no", "bf16"):
             raise GenbenchError(f"{source}: mixed_precision must be 'no' or 'bf16'")
         return config
+
+    @classmethod
+    def from_checkpoint(cls, values: dict, source: str) -> TrainConfig:
+        """A config saved in a checkpoint. Checkpoints written before vae_lr, disc_lr and hflip existed
+        trained the VAE and discriminator at `lr` and flipped images at random; resuming keeps that."""
+        legacy = {"vae_lr": values.get("lr", cls.lr), "disc_lr": values.get("lr", cls.lr), "hflip": True}
+        return cls.from_dict({**legacy, **values}, source)
 
 
 PRESETS: dict[str, dict] = {
@@ -161,10 +177,15 @@ def _distributed() -> tuple[int, int]:
 
 
 class Trainer:
-    """One training run. `on_update(name)` (tests) is called after each backward, before the step."""
+    """One training run. `on_update(name)` (tests) is called after each backward, before the step.
 
-    def __init__(self, config: TrainConfig, dataset: ImageDataset, device: str | torch.device = "cpu"):
+    `pretrained=False` (resume) builds the modules without reading the weight files the config names
+    (vae_weights, latents_stats, disc_weights): the checkpoint holds every weight."""
+
+    def __init__(self, config: TrainConfig, dataset: ImageDataset, device: str | torch.device = "cpu",
+                 pretrained: bool = True):
         self.rank, self.world = _distributed()
+        self.pretrained = pretrained
         self.config, self.dataset, self.device = config, dataset, torch.device(device)
         self.step = 0
         self.on_update: Callable[[str], None] | None = None
@@ -185,7 +206,7 @@ class Trainer:
             config.num_classes = self.dataset.num_classes
         if config.vae is None:
             raise GenbenchError("config: a VAE is required (latent SiT); set 'vae'")
-        if config.vae_weights:
+        if config.vae_weights and self.pretrained:
             self.vae = load_official_vae(config.vae_weights, config.vae["preset"],
                                          **{k: v for k, v in config.vae.items() if k != "preset"})
         else:
@@ -199,7 +220,7 @@ class Trainer:
                       "latent_scale": config.latent_scale,
                       "z_dim": self.encoder.z_dim if self.encoder is not None else 0}
         self.sit = build_sit_from_config(dataclasses.asdict(config))
-        if config.latents_stats:
+        if config.latents_stats and self.pretrained:
             if norm != "batchnorm":
                 raise GenbenchError(f"{config.latents_stats}: latents stats need latent_norm 'batchnorm'")
             self.sit.latent_norm.load_latents_stats(*read_latents_stats(config.latents_stats))
@@ -213,7 +234,10 @@ class Trainer:
         self.objective = SiTObjective(self.sit)
         self.discriminator = None
         if config.recipe == "repae":
-            self.discriminator = NLayerDiscriminator(3, config.disc_ndf, config.disc_layers).to(self.device)
+            self.discriminator = NLayerDiscriminator(3, config.disc_ndf, config.disc_layers)
+            if config.disc_weights and self.pretrained:
+                load_pretrained_discriminator(self.discriminator, config.disc_weights)
+            self.discriminator.to(self.device)
             perceptual = build_lpips() if config.lpips else None
             self.vae_loss = VAERegularizationLoss(perceptual, config.perceptual_weight, config.kl_weight,
                                                   config.gan_weight)
@@ -240,14 +264,15 @@ class Trainer:
     def _build_optimisation(self) -> None:
         config = self.config
 
-        def adamw(module: nn.Module) -> torch.optim.AdamW:
-            return torch.optim.AdamW(module.parameters(), lr=config.lr, betas=config.betas,
+        def adamw(module: nn.Module, lr: float) -> torch.optim.AdamW:
+            return torch.optim.AdamW(module.parameters(), lr=lr, betas=config.betas,
                                      weight_decay=config.weight_decay)
 
-        self.optimizers = {"sit": adamw(self.sit)}
+        self.optimizers = {"sit": adamw(self.sit, config.lr)}
         self.objective_train = self._wrap(self.objective)
         if config.recipe == "repae":
-            self.optimizers |= {"vae": adamw(self.vae), "discriminator": adamw(self.discriminator)}
+            self.optimizers |= {"vae": adamw(self.vae, config.vae_lr),
+                                "discriminator": adamw(self.discriminator, config.disc_lr)}
             self.vae_train = self._wrap(self.vae)
             self.discriminator_train = self._wrap(self.discriminator)
         self.interpolant, self.denoising_loss = LinearInterpolant(), DenoisingLoss()
@@ -255,12 +280,13 @@ class Trainer:
 
     @torch.no_grad()
     def _cache_latents(self) -> torch.Tensor:
-        """Posterior moments of every image and its flip: [N, 2 (flip), 2C, h, w] on CPU."""
+        """Posterior moments of every image (and its flip when hflip): [N, 1 or 2 (flip), 2C, h, w] on CPU."""
+        flips = (False, True) if self.config.hflip else (False,)
         moments = []
         for start in range(0, len(self.dataset), self.config.batch_size):
             index = torch.arange(start, min(start + self.config.batch_size, len(self.dataset)))
             per_flip = []
-            for flip in (False, True):
+            for flip in flips:
                 images = self.dataset.images_at(index, torch.full((len(index),), flip))
                 posterior = self.vae.encode(to_vae_input(images).to(self.device))
                 per_flip.append(torch.cat([posterior.mean, posterior.logvar], dim=1).cpu())
@@ -274,7 +300,8 @@ class Trainer:
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """This process's share of the global batch of `self.step`: (uint8 images, labels, index, flip)."""
-        index, flip = self.dataset.batch_indices(self.step, self.config.batch_size, self.config.seed)
+        index, flip = self.dataset.batch_indices(self.step, self.config.batch_size, self.config.seed,
+                                                 self.config.hflip)
         share = slice(self.rank * len(index) // self.world, (self.rank + 1) * len(index) // self.world)
         index, flip = index[share], flip[share]
         images = self.dataset.images_at(index, flip).to(self.device)
@@ -421,10 +448,34 @@ class Trainer:
         state = read_state_file(path)
         if "config" not in state or "optimizers" not in state:
             raise GenbenchError(f"{path}: not a genbench training checkpoint; start without --resume")
-        config = TrainConfig.from_dict(json.loads(state["config"]), str(path))
-        trainer = cls(config, dataset, device)
+        config = TrainConfig.from_checkpoint(json.loads(state["config"]), str(path))
+        trainer = cls(config, dataset, device, pretrained=False)
         trainer.load_state_dict(state, path)
         return trainer
+
+
+def load_pretrained_discriminator(discriminator: nn.Module, path: str | Path) -> None:
+    """Upstream's --disc-pretrained-ckpt: a bare discriminator state dict (REPA-E's
+    `<vae>-discriminator-ckpt.pt` from save_vae_weights.py) or a training checkpoint holding one under
+    "discriminator" (REPA-E's or genbench's). Read weights-only and loaded strictly."""
+    state = read_state_file(path)
+    if isinstance(state.get("discriminator"), dict):
+        state = state["discriminator"]
+    state = strip_wrappers(state)
+    if not state or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise GenbenchError(f"{path}: holds no discriminator state dict; pass REPA-E's "
+                            "<vae>-discriminator-ckpt.pt or a repae training checkpoint as disc_weights")
+    expected = discriminator.state_dict()
+    problems = [f"missing {key}" for key in expected if key not in state]
+    problems += [f"unexpected {key}" for key in state if key not in expected]
+    problems += [f"{key} is {tuple(state[key].shape)}, not {tuple(expected[key].shape)}"
+                 for key in expected if key in state and state[key].shape != expected[key].shape]
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise GenbenchError(f"{path}: does not fit the discriminator of disc_ndf {discriminator.ndf}, "
+                            f"disc_layers {discriminator.n_layers} ({shown}); set disc_ndf / disc_layers "
+                            "to the checkpoint's")
+    discriminator.load_state_dict(state, strict=True)
 
 
 def checkpoint_path(out_dir: str | Path, step: int) -> Path:
