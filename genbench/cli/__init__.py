@@ -1,14 +1,23 @@
 """The `genbench` command. Each verb lives in a small module of this package; this file only wires
-them into one Typer app and turns expected errors into one readable line with exit code 2."""
+them into one Typer app and is the one error boundary: expected errors are one readable line with exit
+code 2, internal errors one line with exit 1 (see genbench.errors)."""
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 from rich.console import Console
 
-from genbench.errors import GenbenchError
+from genbench.errors import (
+    DEBUG_ENV,
+    GenbenchError,
+    debug_enabled,
+    one_line,
+    os_error_message,
+    save_traceback,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Evaluate and benchmark image generative models.")
@@ -16,7 +25,10 @@ err_console = Console(stderr=True)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Print the full traceback of an internal error "
+                                                      "(also GENBENCH_DEBUG=1; may follow the command)."),
+) -> None:
     """Evaluate and benchmark image generative models."""
 
 # Verb modules register themselves on `app` (or add a sub-Typer) when imported.
@@ -24,14 +36,21 @@ from genbench.cli import commands  # noqa: E402,F401
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point and the one error boundary: GenbenchError and OSError (bad input, missing
+    resources, I/O) are one line and exit 2; anything else is an internal error, one line naming the file
+    its traceback was saved to (--debug or GENBENCH_DEBUG=1 prints it) and exit 1."""
+    args = sys.argv[1:]
+    debug = debug_enabled() or "--debug" in args
+    args = [a for a in args if a != "--debug"]  # accepted anywhere, not only before the command
     try:
         # Without standalone mode click returns (not raises) the code of a `typer.Exit(N)`.
-        code = app(standalone_mode=False)
+        code = app(args=args, prog_name="genbench", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except GenbenchError as error:
-        err_console.print("[bold red]error:[/]", end=" ")
-        err_console.print(str(error), markup=False, emoji=False, highlight=False, soft_wrap=True)
+        _print_error(one_line(str(error)))
+        sys.exit(2)
+    except OSError as error:  # an unwritable --out, a full disk, a file vanished mid-run
+        _print_error(one_line(os_error_message(error)))
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("[bold red]aborted[/]")
@@ -44,4 +63,24 @@ def main() -> None:
         if hasattr(error, "show") and hasattr(error, "exit_code"):
             error.show()
             sys.exit(error.exit_code)
-        raise
+        _internal_error(error, debug)
+        sys.exit(1)
+
+
+def _print_error(message: str, label: str = "error:") -> None:
+    err_console.print(f"[bold red]{label}[/]", end=" ")
+    err_console.print(message, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+def _internal_error(error: Exception, debug: bool) -> None:
+    """One line naming the error and where its traceback is; the traceback itself with --debug."""
+    summary = one_line(f"{type(error).__name__}: {error}")[:500]
+    if debug:
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+        _print_error(f"{summary} (a bug in genbench; please report it with the traceback above)",
+                     "internal error:")
+        return
+    saved = save_traceback(error)
+    where = f"full traceback in {saved}" if saved else "the traceback could not be saved"
+    _print_error(f"{summary} ({where}; --debug or {DEBUG_ENV}=1 prints it; a bug in genbench, please "
+                 "report it)", "internal error:")

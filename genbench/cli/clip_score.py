@@ -11,6 +11,7 @@ from rich.table import Table
 from genbench.cli import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
+from genbench.io import check_output
 
 DEFAULT_MODEL = "clip:ViT-L-14/openai"  # torchmetrics' CLIPScore default (openai/clip-vit-large-patch14)
 
@@ -46,6 +47,7 @@ def clip_score_command(
     from genbench.extractors import build_extractor, check_extractor_name
     from genbench.results import write_results
 
+    check_output(out)
     if (images_dir is None) == (pairs is None):
         raise GenbenchError("give exactly one of IMAGES_DIR (GenEval layout) or --pairs PAIRS.jsonl")
     check_extractor_name(model)

@@ -13,6 +13,7 @@ from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
 from genbench.extractors import build_extractor, check_extractor_name
+from genbench.io import check_output
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
 from genbench.results import write_results
@@ -115,6 +116,7 @@ def eval_command(
     statistics."""
     if (samples is None) == (model is None):
         raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT (try --model demo)")
+    check_output(out)
     demo = model is not None and demo_recipe(str(model)) is not None
     if demo:
         num, steps = num or DEMO.num, steps or DEMO.steps

@@ -14,6 +14,7 @@ from rich.table import Table
 from genbench.cli import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
+from genbench.io import check_output
 
 geneval_app = typer.Typer(no_args_is_help=True, help="GenEval-style object checks for text-to-image models.")
 app.add_typer(geneval_app, name="geneval")
@@ -33,6 +34,7 @@ def prompts_command(
     """Write a prompt suite (4 images per prompt go in <NNNNN>/samples/0000.png ... 0003.png)."""
     from genbench.geneval.prompts import IMAGES_PER_PROMPT, write_suite
 
+    check_output(out, folder=True)
     records = _suite(metadata, seed, per_task, world)
     write_suite(records, out)
     Console().print(f"{len(records)} prompts x {IMAGES_PER_PROMPT} images -> {out}", highlight=False)
@@ -55,7 +57,8 @@ def _suite(metadata: Path | None, seed: int, per_task: int, world: str) -> list[
 @geneval_app.command("generate")
 def generate_command(
     model: str = typer.Option("demo", help="demo[:sit|:repa|:repae], a genbench checkpoint of the shapes "
-                                          "world, or `world` (the world's own images: the checks' ceiling)."),
+                                          "world, or `world` (the world's own scene of every prompt, 64 px: "
+                                          "the checks' ceiling)."),
     out: Path = typer.Option(..., help="Folder for GenEval's <NNNNN>/metadata.jsonl + samples/ layout."),
     metadata: Path | None = typer.Option(None, help="Prompt suite (evaluation_metadata.jsonl); default: "
                                                     "the shapes suite of --prompt-seed."),
@@ -69,21 +72,34 @@ def generate_command(
     batch_size: int = typer.Option(64, min=1, help="Images per forward pass (does not change them)."),
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
 ) -> None:
-    """Sample each prompt a class label can express (single object, colour) into GenEval's layout; the
-    others are listed with the reason in OUT/skipped.jsonl. Resumes: existing images are kept."""
+    """Sample the prompts into GenEval's layout: `world` draws every prompt; a class-conditional model
+    samples each prompt a class label can express (single object, colour) and lists the others with the
+    reason in OUT/skipped.jsonl. Resumes: existing images are kept."""
     from genbench.cli.progress import progress_bar
-    from genbench.geneval.generate import SKIPPED, generate_geneval_images, plan_prompts, world_sampler
+    from genbench.geneval.generate import (
+        SKIPPED,
+        generate_geneval_images,
+        plan_every_prompt,
+        plan_prompts,
+        world_scene_sampler,
+    )
+    from genbench.geneval.shapes import SUITE_RESOLUTION
     from genbench.io import sha256_file, write_text_atomic
     from genbench.worlds import ShapesWorld
 
+    check_output(out, folder=True)
     world = ShapesWorld(32)
     records = _suite(metadata, prompt_seed, per_task, "shapes")
-    plan = plan_prompts(records, world.class_names, images_per_prompt, seed)
+    if model == "world":
+        plan = plan_every_prompt(records, images_per_prompt)
+    else:
+        plan = plan_prompts(records, world.class_names, images_per_prompt, seed)
     if not plan.sampled:
         raise GenbenchError(f"{metadata or 'the prompt suite'}: no prompt maps to a class of the shapes "
                             "world (one object of a shape kind, a world colour or none)")
     if model == "world":
-        sample_images, described = world_sampler(world, seed), "shapes world (ground-truth images)"
+        sample_images = world_scene_sampler(ShapesWorld(SUITE_RESOLUTION), seed)
+        described = f"shapes world (ground-truth scenes, {SUITE_RESOLUTION} px)"
     else:
         sample_images, described = _model_sampler(model, world.num_classes, sampler, steps, cfg_scale, seed,
                                                   device)
@@ -188,6 +204,8 @@ def score_command(
     results = results if results is not None else out.with_suffix(".json")
     if results.resolve() == out.resolve():
         raise GenbenchError(f"--out {out}: is also the results JSON; name it results.jsonl or pass --results")
+    check_output(out)
+    check_output(results, "--results")
     rules = Rules(threshold, counting_threshold, max_objects, max_overlap, position_threshold)
     records_in = load_metadata(metadata) if metadata is not None else None
     total = sum(1 for _ in iter_images(images_dir, records_in))

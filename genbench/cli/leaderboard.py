@@ -11,7 +11,7 @@ from rich.table import Table
 from genbench.check import compare, parse_tolerances
 from genbench.cli import app
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write
+from genbench.io import atomic_write, check_output
 from genbench.leaderboard import FORMATS, append_row, read_board, render, results_row, sort_board
 
 board_app = typer.Typer(no_args_is_help=True, help="Leaderboards: results files become table rows.")
@@ -29,6 +29,7 @@ def add(
     name: str | None = typer.Option(None, help="Row name (default: the provenance's model, else file stem)."),
 ) -> None:
     """Append a measured row to a board; safe with several processes at once."""
+    check_output(board, "--board")
     row = results_row(results, name)
     append_row(board, row)
     Console(stderr=True).print(f"added row '{row['name']}' (measured) to {board}")
@@ -46,6 +47,7 @@ def show(
     out: Path | None = typer.Option(None, help="Write here instead of printing."),
 ) -> None:
     """Print a board (or write it with --out)."""
+    check_output(out)
     text = _rendered(board, format, sort)
     if out is None:
         typer.echo(text, nl=False)
@@ -61,6 +63,7 @@ def publish(
     sort: str | None = typer.Option(None, help="Column to sort by, best first (e.g. fid)."),
 ) -> None:
     """Write a board as a file to publish (self-contained HTML page, booktabs LaTeX, ...)."""
+    check_output(out)
     fmt = format or SUFFIX_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise GenbenchError(f"{out}: cannot tell the format from the suffix; pass --format ({FORMAT_HELP})")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from genbench.cli import app
 from genbench.errors import GenbenchError
+from genbench.io import check_output
 
 
 def print_scores(scores: dict[str, dict[str, float]], title: str) -> None:
@@ -53,6 +54,9 @@ def probe_command(
     from genbench.results import write_results
     from genbench.sources import open_source
 
+    check_output(out)
+    check_output(plot, "--plot")
+    check_output(cache_dir, "--cache-dir", folder=True)
     if plot is not None and layers is None:
         raise GenbenchError("--plot draws a --layers sweep; add --layers all (sit: features)")
     if test_labels is not None and test_data is None:

@@ -13,6 +13,7 @@ from genbench.cli import app, err_console
 from genbench.cli.progress import progress_bar
 from genbench.evaluate import build_reference, init_distributed, local_device
 from genbench.extractors import build_extractor
+from genbench.io import check_output
 from genbench.reference import registered_reference_sets
 from genbench.reference_sets import fetch_reference_set, record_path, reference_dir
 from genbench.sources import open_source
@@ -32,6 +33,7 @@ def build(
     num_workers: int = typer.Option(0, min=0),
 ) -> None:
     """Compute mean/covariance (pool, spatial) and pool feature rows of a reference image set."""
+    check_output(out)
     device = local_device(device)
     rank, _ = init_distributed(device)
     source = open_source(data)

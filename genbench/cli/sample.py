@@ -62,10 +62,12 @@ def sample(
 
     from genbench.cli.progress import progress_bar
     from genbench.evaluate import init_distributed, local_device
-    from genbench.io import sha256_file
+    from genbench.io import check_output, sha256_file
     from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
     from genbench.worlds.demo import model_path
 
+    check_output(out)
+    check_output(work_dir or out.with_suffix(".shards"), "--work-dir", folder=True)
     device = local_device(device)
     rank, world_size = init_distributed(device)
     model = model_path(model)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from genbench.cli import app
 from genbench.errors import GenbenchError
+from genbench.io import check_output
 
 tokenizers_app = typer.Typer(no_args_is_help=True, help="Tokenizer (VAE) comparison.")
 app.add_typer(tokenizers_app, name="tokenizers")
@@ -62,6 +63,7 @@ def compare_command(
     from genbench.sources import open_source
     from genbench.tokenizers import CompareSettings, compare_tokenizers, load_lpips
 
+    check_output(board, "--board")
     if len(set(vae)) != len(vae):
         raise GenbenchError("--vae: a tokenizer is given twice; give each once")
     source = open_source(data)

@@ -53,10 +53,12 @@ def train(
 ) -> None:
     """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
     from genbench.evaluate import local_device
+    from genbench.io import check_output
     from genbench.training.data import ImageDataset
     from genbench.training.ema import short_run_warning
     from genbench.training.recipes import TrainConfig, Trainer, latest_checkpoint
 
+    check_output(out, folder=True)
     device = local_device(device)
     if resume and disc_weights is not None:
         raise GenbenchError("--disc-weights starts a run; a resumed run's discriminator comes from its "
