@@ -3,6 +3,7 @@ direction that counts as better (lower FID, higher IS), within absolute or relat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Tolerance:
 DEFAULT_TOLERANCES = {"precision": Tolerance(0.02), "recall": Tolerance(0.02), "ssim": Tolerance(0.01),
                       "lpips": Tolerance(0.01), "probe": Tolerance(0.5)}
 DEFAULT_RELATIVE = Tolerance(0.02, relative=True)
+FAILING = ("regression", "missing", "not a number")  # a check fails closed: no number is not a pass
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,13 @@ class Comparison:
     baseline: float
     current: float
     tolerance: Tolerance
-    verdict: str  # "better", "equal", "within tolerance", "regression" or "missing" (no current value)
+    # "better", "equal", "within tolerance", "regression", "missing" (no current value) or "not a number"
+    # (NaN or infinite); the last two end in " (allowed)" for metrics named by --allow-missing
+    verdict: str
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING
 
     @property
     def delta(self) -> float:
@@ -71,6 +79,8 @@ def parse_tolerances(text: str | None) -> dict[str, Tolerance]:
 
 
 def verdict(metric: str, baseline: float, current: float, tolerance: Tolerance) -> str:
+    if not math.isfinite(current):  # NaN compares false with everything: it must not read as "within"
+        return "not a number"
     worse_by = (current - baseline) * -metric_direction(metric)  # > 0 means worse
     # a hair of slack so that a change of exactly the tolerance (0.80 vs 0.82 at 0.02) is not a float accident
     if worse_by > tolerance.allowed(baseline) + 1e-9 * max(1.0, abs(baseline)):
@@ -90,10 +100,22 @@ def baseline_row(board_path: str | Path, row: str) -> pd.Series:
     return matches.iloc[-1]
 
 
+def parse_metric_names(option: str, text: str | None) -> set[str]:
+    """`fid,kid` -> {"fid", "kid"}; every name must be a metric with a direction."""
+    names = {n.strip() for n in (text or "").split(",") if n.strip()}
+    unknown = sorted(n for n in names if metric_direction(n) is None)
+    if unknown:
+        raise GenbenchError(f"{option} {', '.join(unknown)}: unknown metric (no better/worse direction "
+                            "known)")
+    return names
+
+
 def compare(results_path: str | Path, board_path: str | Path, row: str,
-            tolerances: dict[str, Tolerance] | None = None) -> list[Comparison]:
+            tolerances: dict[str, Tolerance] | None = None,
+            allow_missing: set[str] | frozenset[str] = frozenset()) -> list[Comparison]:
     """One comparison per metric that has a direction and a baseline value. A metric the baseline has and
-    the results lack is "missing": a check must not pass because a metric stopped being computed."""
+    the results lack is "missing", a NaN or infinite value "not a number": a check must not pass because a
+    metric stopped being computed or broke. Metrics in `allow_missing` may be missing or not a number."""
     metrics = load_results(results_path)["metrics"]
     baseline = baseline_row(board_path, row)
     tolerances = tolerances or {}
@@ -115,4 +137,6 @@ def compare(results_path: str | Path, board_path: str | Path, row: str,
                             f"{board_path} do not both have")
     if not comparisons:
         raise GenbenchError(f"{results_path} and row '{row}' of {board_path} share no metric to compare")
-    return comparisons
+    return [dataclasses.replace(c, verdict=f"{c.verdict} (allowed)")
+            if c.verdict in ("missing", "not a number") and c.metric in allow_missing else c
+            for c in comparisons]

@@ -233,3 +233,29 @@ def test_worker_error_is_the_workers_one_line():
 def test_unused(tmp_path):
     assert sys and torch and npz_corrupt_magic and npz_corrupt_header and npz_corrupt_compressed \
         and png_zero_size and png_bomb and deep_json
+
+
+# --------------------------------------------------------------------------------------------------
+#                                      check fails closed
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_check_fails_on_a_metric_that_is_not_a_number(value, ok, tmp_path, capsys, monkeypatch):
+    results = write(tmp_path / "nan.json", '{"schema": 2, "metrics": {"fid": %s, "is": 2.0}}' % value)
+    code, out, err = run_main(capsys, monkeypatch, "check", results, "--baseline", ok["board.csv"], "--row",
+                              "base")
+    assert code == 1 and "not a number" in out and "regression: fid" in out and "within" not in out
+    code, out, _ = run_main(capsys, monkeypatch, "check", results, "--baseline", ok["board.csv"], "--row",
+                            "base", "--allow-missing", "fid")
+    assert code == 0 and "not a number (allowed)" in out
+
+
+def test_check_fails_on_a_missing_metric_unless_allowed(ok, tmp_path, capsys, monkeypatch):
+    results = write(tmp_path / "no_is.json", '{"schema": 2, "metrics": {"fid": 10.0}}')
+    code, out, _ = run_main(capsys, monkeypatch, "check", results, "--baseline", ok["board.csv"], "--row",
+                            "base")
+    assert code == 1 and "missing" in out
+    code, out, _ = run_main(capsys, monkeypatch, "check", results, "--baseline", ok["board.csv"], "--row",
+                            "base", "--allow-missing", "is")
+    assert code == 0 and "missing (allowed)" in out

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genbench.check import compare, parse_tolerances
+from genbench.check import compare, parse_metric_names, parse_tolerances
 from genbench.cli import app
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, check_output
@@ -82,20 +82,24 @@ def check(
     baseline: Path = typer.Option(..., help="Leaderboard CSV holding the baseline row."),
     row: str = typer.Option(..., help="Name of the baseline row."),
     tol: str | None = typer.Option(None, help="Tolerances, absolute or percent: e.g. fid=0.5,is=2%."),
+    allow_missing: str | None = typer.Option(None, help="Metrics (e.g. kid,sfid) that may be missing from "
+                                                        "the results or NaN without failing the check."),
 ) -> None:
-    """Compare a run with a baseline row: exit 0 within tolerance or better, 1 on a regression."""
-    comparisons = compare(results, baseline, row, parse_tolerances(tol))
+    """Compare a run with a baseline row: exit 0 within tolerance or better, 1 on a regression or on a
+    metric that is missing or not a number (NaN, infinite) unless --allow-missing names it."""
+    comparisons = compare(results, baseline, row, parse_tolerances(tol),
+                          parse_metric_names("--allow-missing", allow_missing))
     table = Table(title=f"{results} vs {baseline} [{row}]")
     for column in ("metric", "baseline", "current", "delta", "tolerance", "verdict"):
         table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
-    styles = {"regression": "bold red", "missing": "bold red", "better": "green", "equal": "green",
-              "within tolerance": "yellow"}
+    styles = {"better": "green", "equal": "green", "within tolerance": "yellow"}
     for c in comparisons:
+        style = "bold red" if c.failed else styles.get(c.verdict, "yellow")
         table.add_row(c.metric, f"{c.baseline:.6g}", f"{c.current:.6g}", f"{c.delta:+.4g}", str(c.tolerance),
-                      f"[{styles[c.verdict]}]{c.verdict}[/]")
+                      f"[{style}]{c.verdict}[/]")
     console = Console()
     console.print(table)
-    regressions = [c.metric for c in comparisons if c.verdict in ("regression", "missing")]
+    regressions = [c.metric for c in comparisons if c.failed]
     if regressions:
         console.print(f"[bold red]regression:[/] {', '.join(regressions)}")
         # not typer.Exit: in non-standalone mode click returns its exit code instead of exiting
