@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
+from genbench.board_plot import fid_epochs_svg
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.results import load_results
@@ -233,7 +234,8 @@ document.querySelectorAll('th').forEach(function(th){ if (th.textContent === sor
 
 
 def to_html(board: pd.DataFrame, title: str = "genbench leaderboard") -> str:
-    """One self-contained page: inline CSS and a small inline script for click-to-sort."""
+    """One self-contained page: the FID-vs-epochs plot (inline SVG, when the board has epochs), inline CSS
+    and a small inline script for click-to-sort."""
     columns = list(board.columns)
     head = "".join(f'<th class="{"text" if c in TEXT_COLUMNS else "num"}">{html.escape(c)}</th>'
                    for c in columns)
@@ -250,6 +252,7 @@ def to_html(board: pd.DataFrame, title: str = "genbench leaderboard") -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_HTML_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
+{fid_epochs_svg(board)}
 <p><span id="count"></span> rows; click a column header to sort.</p>
 <table><thead><tr>{head}</tr></thead>
 <tbody>
