@@ -1,10 +1,13 @@
-"""GenEval images from a class-conditional model: each prompt that a class label can express is sampled
-`images_per_prompt` times into GenEval's layout, so `genbench geneval score` closes the loop offline.
+"""GenEval images into GenEval's layout, `images_per_prompt` per prompt, so `genbench geneval score` closes
+the loop offline. Two kinds of image source:
 
-A prompt maps to a class when it asks for exactly one object of one of the world's kinds, with a colour of
-the world or none (single_object, colors); prompts the class label cannot express (two objects, counts
-above one, relations) are listed in `skipped.jsonl` with the reason, never sampled with a wrong label.
-A colour-free prompt takes a colour drawn from (seed, prompt index), the same on every run.
+- prompt-driven (the world's composed scenes, a text-to-image model): every prompt of every task is
+  sampled; each image's condition is the prompt record itself (`plan_every_prompt`);
+- class-conditional: a prompt maps to a class when it asks for exactly one object of one of the world's
+  kinds, with a colour of the world or none (single_object, colors); prompts the class label cannot
+  express (two objects, counts above one, relations) are listed in `skipped.jsonl` with the reason, never
+  sampled with a wrong label. A colour-free prompt takes a colour drawn from (seed, prompt index), the
+  same on every run (`plan_prompts`).
 
 Layout (GenEval's): OUT/<NNNNN>/metadata.jsonl + OUT/<NNNNN>/samples/<NNNN>.png, folders numbered over the
 sampled prompts in suite order. Image j of prompt folder p is sample index p * images_per_prompt + j, so
@@ -25,16 +28,17 @@ from PIL import Image
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, write_text_atomic
 
-# sample indices [n], labels [n] -> uint8 images [n, H, W, 3]
-ImageSampler = Callable[[list[int], torch.Tensor], np.ndarray]
+Condition = int | dict  # a class label, or the prompt record itself
+# sample indices [n], conditions [n] -> uint8 images [n, H, W, 3]
+ImageSampler = Callable[[list[int], list[Condition]], np.ndarray]
 SKIPPED = "skipped.jsonl"
 
 
 @dataclass(frozen=True)
 class PromptPlan:
-    """The class labels to sample for each expressible prompt, and the prompts left out with why."""
+    """The condition of each image of each sampled prompt, and the prompts left out with why."""
 
-    sampled: list[tuple[dict, list[int]]]  # (prompt record, label of each image)
+    sampled: list[tuple[dict, list[Condition]]]  # (prompt record, condition of each image)
     skipped: list[tuple[dict, str]]  # (prompt record, reason)
 
 
@@ -74,6 +78,11 @@ def plan_prompts(records: list[dict], class_names: Sequence[str], images_per_pro
     return PromptPlan(sampled, skipped)
 
 
+def plan_every_prompt(records: list[dict], images_per_prompt: int) -> PromptPlan:
+    """Every prompt, each image conditioned on the prompt record (prompt-driven image sources)."""
+    return PromptPlan([(record, [record] * images_per_prompt) for record in records], [])
+
+
 def _write_png(path: Path, image: np.ndarray) -> None:
     with atomic_write(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
@@ -87,22 +96,22 @@ def generate_geneval_images(sample_images: ImageSampler, plan: PromptPlan, out: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     per_prompt = len(plan.sampled[0][1]) if plan.sampled else 0
-    todo: list[tuple[Path, int, int]] = []  # (png path, sample index, label)
-    for folder_index, (record, labels) in enumerate(plan.sampled):
+    todo: list[tuple[Path, int, Condition]] = []  # (png path, sample index, condition)
+    for folder_index, (record, conditions) in enumerate(plan.sampled):
         folder = out / f"{folder_index:05d}"
         (folder / "samples").mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / "metadata.jsonl", json.dumps(record) + "\n")
-        for j, label in enumerate(labels):
+        for j, condition in enumerate(conditions):
             path = folder / "samples" / f"{j:04d}.png"
             if not path.exists():
-                todo.append((path, folder_index * per_prompt + j, label))
+                todo.append((path, folder_index * per_prompt + j, condition))
             elif advance is not None:
                 advance(1)
     write_text_atomic(out / SKIPPED, "".join(json.dumps({"reason": reason, **record}) + "\n"
                                        for record, reason in plan.skipped))
     for start in range(0, len(todo), batch_size):
         batch = todo[start: start + batch_size]
-        images = sample_images([index for _, index, _ in batch], torch.tensor([label for *_, label in batch]))
+        images = sample_images([index for _, index, _ in batch], [condition for *_, condition in batch])
         for (path, _, _), image in zip(batch, images, strict=True):
             _write_png(path, image)
         if advance is not None:
@@ -118,15 +127,26 @@ def model_sampler(sit: torch.nn.Module, vae: torch.nn.Module, settings, device: 
 
     decode = vae_decoder(sit, vae)
 
-    def sample_images(indices: list[int], labels: torch.Tensor) -> np.ndarray:
-        return to_uint8(decode(sample_batch(sit, settings, indices, labels, device)))
+    def sample_images(indices: list[int], labels: list[Condition]) -> np.ndarray:
+        return to_uint8(decode(sample_batch(sit, settings, indices, torch.tensor(labels), device)))
     return sample_images
 
 
 def world_sampler(world, seed: int) -> ImageSampler:
     """The world's own images of each label: the ceiling a perfect model would reach under the checks."""
-    def sample_images(indices: list[int], labels: torch.Tensor) -> np.ndarray:
-        pairs = zip(indices, labels.tolist(), strict=True)
+    def sample_images(indices: list[int], labels: list[Condition]) -> np.ndarray:
+        pairs = zip(indices, labels, strict=True)
         images = [world.sample_one(seed, index, int(label))[0] for index, label in pairs]
         return np.stack(images).transpose(0, 2, 3, 1)
+    return sample_images
+
+
+def world_scene_sampler(world, seed: int) -> ImageSampler:
+    """The world's composed scene of each prompt (`prompt_scene`), image i drawn from (seed, i): every
+    clause of the prompt holds by construction, so its score is the ceiling of the checks."""
+    from genbench.geneval.shapes import scene_for_prompt
+
+    def sample_images(indices: list[int], records: list[Condition]) -> np.ndarray:
+        pairs = zip(indices, records, strict=True)
+        return np.stack([scene_for_prompt(record, world, seed=[seed, index]) for index, record in pairs])
     return sample_images

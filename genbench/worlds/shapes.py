@@ -13,6 +13,7 @@ blended with elementwise IEEE float64 arithmetic only (no reductions, no PIL). I
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -252,3 +253,44 @@ class ShapesWorld:
         with atomic_write(path, suffix=".npz") as tmp:
             np.savez(tmp, arr_0=images.transpose(0, 2, 3, 1), arr_1=labels)
         return path
+
+
+# --- composed scenes (GenEval prompts) ------------------------------------------------------------------
+
+SCENE_RADIUS_RANGE = (0.10, 0.13)  # object radius as a fraction of the resolution in composed scenes
+SCENE_GAP = 2.0  # pixels left between the extent discs of two objects, so each stays its own component
+SCENE_TRIES = 2000
+
+
+def object_box(obj: ShapeObject, resolution: int) -> tuple[int, int, int, int] | None:
+    """The end-exclusive pixel box (x1, y1, x2, y2) `obj` covers when drawn, as in its ObjectTruth."""
+    drawn = _coverage(obj, resolution)
+    return None if drawn is None else drawn[1]
+
+
+def place_scene(rng: np.random.Generator, specs: list[tuple[str, str]], resolution: int,
+                accept: Callable[[list[ShapeObject]], bool] | None = None,
+                radius_range: tuple[float, float] = SCENE_RADIUS_RANGE) -> list[ShapeObject]:
+    """Objects of the given (kind, colour) in order at random places, fully inside the frame, their extent
+    discs at least SCENE_GAP pixels apart (separable by connected components), colours jittered as in
+    `sample_one`. Whole scenes are redrawn until `accept(objects)` holds (e.g. a spatial relation)."""
+    for _ in range(SCENE_TRIES):
+        placed: list[ShapeObject] = []
+        for kind, color in specs:
+            radius = float(rng.uniform(*radius_range)) * resolution
+            margin = EXTENT * radius + 1
+            for _ in range(100):
+                cx, cy = rng.uniform(margin, resolution - margin, size=2)
+                if all(math.hypot(cx - o.cx, cy - o.cy) >= EXTENT * (radius + o.radius) + SCENE_GAP
+                       for o in placed):
+                    break
+            else:
+                break
+            jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, size=3)
+            rgb = tuple(int(c) for c in np.clip(np.asarray(COLORS[color]) + jitter, 0, 255))
+            angle = 0.0 if kind == "circle" else float(rng.uniform(0, 2 * math.pi))
+            placed.append(ShapeObject(kind, color, float(cx), float(cy), radius, angle, rgb))
+        if len(placed) == len(specs) and (accept is None or accept(placed)):
+            return placed
+    raise GenbenchError(f"no placement of {len(specs)} objects at {resolution} px found in {SCENE_TRIES} "
+                        "tries; use a larger resolution or fewer objects")
