@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from genbench.errors import GenbenchError
@@ -114,3 +115,57 @@ def summarize(records: list[dict]) -> dict:
         "prompts": len(by_prompt),
         "missing_tasks": [t for t in TASKS if t not in tasks],
     }
+
+
+def prompt_bootstrap(records: list[dict], resamples: int = 1000, confidence: float = 0.95,
+                     seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of each task score and of the overall over resamples of the prompts: within
+    each task its prompts are drawn with replacement (so every resample has every task), each drawn prompt
+    bringing all its images; the overall of a resample is the mean of its task scores, as `summarize`.
+    Keys: the task tags and "overall"."""
+    if resamples < 2 or not 0 < confidence < 1:
+        raise GenbenchError(f"bootstrap: need resamples >= 2 and 0 < confidence < 1, got {resamples} and "
+                            f"{confidence}")
+    per_prompt: dict[str, dict[str, list[int]]] = {}  # tag -> prompt -> [correct, images]
+    for r in records:
+        counts = per_prompt.setdefault(r["tag"], {}).setdefault(r["metadata"], [0, 0])
+        counts[0] += bool(r["correct"])
+        counts[1] += 1
+    rng = np.random.default_rng(seed)
+    alpha = (1 - confidence) / 2
+    draws = {}
+    for tag, prompts in per_prompt.items():
+        correct, images = np.array(list(prompts.values()), dtype=np.float64).T
+        index = rng.integers(0, len(correct), size=(resamples, len(correct)))
+        draws[tag] = correct[index].sum(axis=1) / images[index].sum(axis=1)
+    draws["overall"] = np.mean(list(draws.values()), axis=0)
+    return {key: (float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))
+            for key, values in draws.items()}
+
+
+# GenEval's reason strings (rules.evaluate) by the clause that failed, most specific first.
+FAILURE_KINDS = (
+    ("too many objects", re.compile(r"expected .+<\d+, found \d+")),
+    ("wrong colour", re.compile(r"expected \S+ .+>=\d+, found \d+ \S+; and.*")),
+    ("wrong position", re.compile(r"expected .+ (left of|right of|above|below) target, found.*")),
+    ("no position target", re.compile(r"no target for .+")),
+    ("object missing", re.compile(r"expected .+>=\d+, found \d+")),
+)
+
+
+def failure_kind(reason: str) -> str:
+    """The kind of the first failed clause of a GenEval reason ("other" for an unknown string)."""
+    first = reason.split("\n", 1)[0]
+    return next((kind for kind, pattern in FAILURE_KINDS if pattern.fullmatch(first)), "other")
+
+
+def failure_reasons(records: list[dict]) -> dict[str, dict[str, int]]:
+    """Failed images of each task counted by the kind of their first failed clause (GenEval's `reason`
+    field of results.jsonl; its summary_scores.py prints only the per-task accuracies)."""
+    failures: dict[str, dict[str, int]] = {}
+    for r in records:
+        if not r["correct"]:
+            kinds = failures.setdefault(r["tag"], {})
+            kind = failure_kind(r["reason"])
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return failures
