@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import random_images
+from PIL import Image
 from test_generate import _tiny_checkpoint
 
 from genbench.cli import main
@@ -35,3 +36,7 @@ def test_eval_model_samples_then_evaluates(tmp_path, inception_weights, monkeypa
     assert np.isfinite(results["metrics"]["fid"]) and results["metrics"]["fid"] > 0
     with np.load(tmp_path / "results.samples.npz") as data:
         assert data["arr_0"].shape == (6, 32, 32, 3) and data["arr_0"].dtype == np.uint8
+        # eval's grid of the samples it evaluated, next to --out (sample's own grid is not written)
+        grid = np.asarray(Image.open(tmp_path / "results.grid.png"))
+        np.testing.assert_array_equal(grid[2:34, 2:34], data["arr_0"][0])
+    assert not (tmp_path / "results.samples.grid.png").exists()

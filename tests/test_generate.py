@@ -196,6 +196,13 @@ def test_cli_samples_a_checkpoint_and_refuses_changed_settings(tmp_path):
     assert first.returncode == 0, first.stderr
     images, labels = _arrays(tmp_path / "a.npz")
     assert images.shape == (6, 32, 32, 3)
+    from PIL import Image
+
+    grid = np.asarray(Image.open(tmp_path / "a.grid.png"))  # 6 samples: 3 columns x 2 rows
+    assert grid.shape == (2 + 2 * 34, 2 + 3 * 34, 3)
+    np.testing.assert_array_equal(grid[36:68, 70:102], images[5])
+    assert run("--out", str(tmp_path / "b.npz"), "--no-grid").returncode == 0
+    assert (tmp_path / "b.npz").exists() and not (tmp_path / "b.grid.png").exists()
     assert sorted(np.bincount(labels, minlength=5).tolist()) == [1, 1, 1, 1, 2]
     changed = run("--out", str(tmp_path / "a.npz"), "--seed", "1")
     assert changed.returncode == 2 and "seed: 0 -> 1" in changed.stderr and "Traceback" not in changed.stderr

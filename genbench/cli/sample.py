@@ -55,7 +55,9 @@ def sample(
     shard_size: Annotated[int, typer.Option(help="Samples per resumable shard.")] = 1000,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast around the SiT.")] = False,
     work_dir: Annotated[Path | None, typer.Option(help="Shard directory (default: OUT.shards).")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto (cuda when available) | cpu | cuda[:N].")] = "auto",
+    grid: Annotated[bool, typer.Option("--grid/--no-grid",
+                                       help="Write the first 64 samples as OUT.grid.png.")] = True,
 ) -> None:
     """Sample a SiT (REPA convention) into shards, resuming finished ones, then assemble OUT on rank 0."""
     import torch
@@ -90,3 +92,8 @@ def sample(
     if rank == 0:
         assemble(work_dir, out)
         console.print(f"wrote {num} samples to {out} (shards in {work_dir})")
+        if grid:
+            from genbench.grid import grid_path, write_grid
+            from genbench.sources import open_source
+
+            console.print(f"wrote {write_grid(open_source(out), grid_path(out))}")
