@@ -1,25 +1,17 @@
-"""Locating model weights: an explicit path, or the cache directory, with SHA-256 verification and an
-error that says exactly what to download and where to put it. Nothing here touches the network."""
+"""Locating model weights: an explicit path, or the registered file in the cache directory, fetched and
+verified on first use by genbench.fetch (which alone touches the network)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genbench.errors import GenbenchError
 from genbench.io import sha256_file
 
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """A known weights file. `sha256` may be a full hex digest or a prefix (torch hub's filename
-    convention carries the first 8 hex digits), or None where no checksum is published."""
-
-    name: str
-    filename: str
-    url: str
-    sha256: str | None
+if TYPE_CHECKING:
+    from genbench.fetch import RemoteFile
 
 
 def cache_dir() -> Path:
@@ -44,19 +36,22 @@ def verify_sha256(path: Path, expected: str | None) -> str:
     return actual
 
 
-def resolve_weights(spec: WeightsSpec, override: str | Path | None = None) -> Path:
-    """Path of `spec`'s weights: `override` as given (any hash; the caller records it), else the cache
-    file, verified against the spec's SHA-256. A missing file is an error naming the URL and target."""
+def WeightsSpec(name: str, filename: str, url: str, sha256: str | None) -> RemoteFile:  # noqa: N802
+    """An ad-hoc weights file outside the registry (kept for callers not yet moved to registry names)."""
+    from genbench.fetch import RemoteFile
+
+    return RemoteFile(name=filename.replace("/", "__"), url=url, path=filename, sha256=sha256, source=name)
+
+
+def resolve_weights(spec: str | RemoteFile, override: str | Path | None = None) -> Path:
+    """Path of the weights `spec` (a registered file name, or a RemoteFile for files the registry cannot
+    list, e.g. any open_clip model): `override` as given (any hash; the caller records it), else the cache
+    file, downloaded on first use and verified against the registry's or recorded SHA-256."""
     if override is not None:
         path = Path(override)
         if not path.is_file():
             raise GenbenchError(f"{path}: weights file not found (given with --weights)")
         return path
-    path = cache_dir() / spec.filename
-    if not path.is_file():
-        raise GenbenchError(
-            f"{path}: {spec.name} weights are missing. Download {spec.url} to that path "
-            f"(or set GENBENCH_CACHE), or pass --weights PATH to a local copy"
-        )
-    verify_sha256(path, spec.sha256)
-    return path
+    from genbench.fetch import fetch
+
+    return fetch(spec)

@@ -9,6 +9,13 @@ from PIL import Image
 import genbench  # noqa: F401
 
 
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Tests never reach the network: the fetcher only reads the cache and file:// URLs (tests that serve
+    files on 127.0.0.1 unset GENBENCH_OFFLINE themselves)."""
+    monkeypatch.setenv("GENBENCH_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def inception_weights(tmp_path_factory) -> str:
     """A randomly initialised Inception state dict in torch-fidelity's format, saved to disk

@@ -11,6 +11,7 @@ from conftest import random_images, write_png_folder
 
 from genbench.cli import main
 from genbench.extractors.inception import INCEPTION_WEIGHTS, random_inception_state_dict
+from genbench.fetch import registered_file
 
 
 def run_cli(args, capsys, monkeypatch):
@@ -97,12 +98,13 @@ def test_weights_missing_wrong_checksum_and_wrong_keys(tmp_path, valid, capsys, 
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
     base = ["eval", "--samples", valid["samples"], "--ref", valid["ref"], "--metrics", "fid"]
     code, err = run_cli(base, capsys, monkeypatch)
-    assert code == 2 and INCEPTION_WEIGHTS.url in err and str(tmp_path / "cache") in err
+    weights = registered_file(INCEPTION_WEIGHTS)
+    assert code == 2 and weights.url in err and str(tmp_path / "cache") in err  # (tests run offline)
 
-    (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / INCEPTION_WEIGHTS.filename).write_bytes(b"something else")
+    (tmp_path / "cache").mkdir(exist_ok=True)
+    (tmp_path / "cache" / weights.path).write_bytes(b"something else")
     code, err = run_cli(base, capsys, monkeypatch)
-    assert code == 2 and "does not match the expected 6726825d" in err
+    assert code == 2 and "does not match the registry's 6726825d" in err
 
     torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pth")
     code, err = run_cli([*base, "--weights", tmp_path / "other.pth"], capsys, monkeypatch)

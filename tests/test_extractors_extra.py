@@ -16,6 +16,7 @@ from genbench.errors import GenbenchError
 from genbench.extractors import build_extractor
 from genbench.extractors.clip import weights_spec
 from genbench.extractors.dinov2 import DINOV2_WEIGHTS, INPUT_SIZE
+from genbench.fetch import registered_file
 from genbench.io import sha256_file
 from genbench.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 
@@ -91,7 +92,7 @@ def test_dinov2_weights_errors_name_the_download_and_the_mismatch(dinov2_folder,
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(GenbenchError, match="dinov2-large/resolve/main/model.safetensors") as error:
         build_extractor("dinov2")
-    assert str(tmp_path / "cache" / DINOV2_WEIGHTS.filename) in str(error.value)
+    assert str(tmp_path / "cache" / registered_file(DINOV2_WEIGHTS).path) in str(error.value)
     wider = tmp_path / "wider"  # the tiny weights beside a config of another width
     wider.mkdir()
     (wider / "model.safetensors").write_bytes((dinov2_folder / "model.safetensors").read_bytes())

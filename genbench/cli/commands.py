@@ -4,6 +4,7 @@ import genbench.cli.clip_score  # noqa: F401
 import genbench.cli.eval  # noqa: F401
 import genbench.cli.geneval  # noqa: F401
 import genbench.cli.leaderboard  # noqa: F401
+import genbench.cli.models  # noqa: F401
 import genbench.cli.probe  # noqa: F401
 import genbench.cli.ref  # noqa: F401
 import genbench.cli.sample  # noqa: F401

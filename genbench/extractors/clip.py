@@ -23,17 +23,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.fetch import RemoteFile, load_registry, registered_file
 from genbench.io import sha256_file
-from genbench.weights import WeightsSpec, resolve_weights
+from genbench.weights import resolve_weights
 
 DEFAULT_MODEL = "ViT-L-14-336/openai"
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 
 
-def weights_spec(model: str, tag: str) -> WeightsSpec:
-    """Where open_clip publishes `model` with pretrained `tag` (its Hugging Face safetensors)."""
+def weights_spec(model: str, tag: str) -> RemoteFile:
+    """The weights file of `model` with pretrained `tag`: the registered file `open_clip-MODEL-TAG` where
+    the registry lists it (the CMMD and CLIP-score defaults), else where open_clip publishes it (its Hugging
+    Face safetensors), fetched and digest-recorded like any registered file."""
     import open_clip
+
+    name = f"open_clip-{model}-{tag}"
+    if name in load_registry()["files"]:
+        return registered_file(name)
 
     pretrained = open_clip.get_pretrained_cfg(model, tag)
     if not pretrained:
@@ -43,8 +50,8 @@ def weights_spec(model: str, tag: str) -> WeightsSpec:
     url = pretrained["url"]
     if hub:
         url = f"https://huggingface.co/{hub.rstrip('/')}/resolve/main/{WEIGHTS_FILE}"
-    return WeightsSpec(name=f"open_clip {model} ({tag})", filename=f"open_clip-{model}-{tag}.safetensors",
-                       url=url, sha256=None)
+    return RemoteFile(name=name, url=url, path=f"{name}.safetensors", sha256=None,
+                      source=f"open_clip pretrained config {model}/{tag}")
 
 
 def parse_model(variant: str | None) -> tuple[str, str]:

@@ -24,14 +24,9 @@ from torch import nn
 from genbench.errors import GenbenchError
 from genbench.io import sha256_file
 from genbench.models.encoders import IMAGENET_MEAN, IMAGENET_STD
-from genbench.weights import WeightsSpec, resolve_weights
+from genbench.weights import resolve_weights
 
-DINOV2_WEIGHTS = WeightsSpec(
-    name="DINOv2 ViT-L/14 (facebook/dinov2-large, safetensors)",
-    filename="dinov2-large/model.safetensors",
-    url="https://huggingface.co/facebook/dinov2-large/resolve/main/model.safetensors",
-    sha256=None,  # not published; the hash of the file used is recorded in every result
-)
+DINOV2_WEIGHTS = "dinov2-large"  # registered file: facebook/dinov2-large's model.safetensors
 VIT_L14 = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "patch_size": 14,
            "image_size": 518, "mlp_ratio": 4, "layerscale_value": 1.0}
 INPUT_SIZE = 224
@@ -67,7 +62,8 @@ def load_dinov2(path: Path) -> nn.Module:
     if problems:
         raise GenbenchError(
             f"{path}: not DINOv2 weights for this architecture ({len(problems)} missing, unexpected or "
-            f"misshapen keys, e.g. {problems[0]}); download {DINOV2_WEIGHTS.url}"
+            f"misshapen keys, e.g. {problems[0]}); use facebook/dinov2-large (registered file "
+            f"{DINOV2_WEIGHTS})"
         )
     return model
 

@@ -16,11 +16,11 @@ Formats handled (all read with `torch.load(weights_only=True)` or safetensors):
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from torch import nn
 from genbench.errors import GenbenchError
 from genbench.models.sit import SiT, build_sit
 from genbench.models.vae import AutoencoderKL, build_vae
+from genbench.sources import parse_json, read_checkpoint
 
 # Where the official files come from (for error messages and docs; genbench never downloads them).
 OFFICIAL_SOURCES = {
@@ -45,22 +46,19 @@ OFFICIAL_SOURCES = {
 
 
 def read_state_file(path: str | Path) -> dict:
-    """Read a .safetensors or torch file safely (weights_only). Raises GenbenchError if unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise GenbenchError(f"{path}: checkpoint not found; download it (see genbench.models.official."
-                            "OFFICIAL_SOURCES) or fix the path")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(str(path))
-        # REPA and REPA-E store their argparse Namespace under "args"; it is a plain attribute bag, so it
-        # is allow-listed for the weights-only unpickler (nothing else is).
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt file, pickle with arbitrary objects, ...
-        raise GenbenchError(f"{path}: cannot be read as a weights-only checkpoint ({error}); "
-                            "re-download it or convert it to safetensors") from error
+    """Read a .safetensors or torch file safely (weights_only) as a dict: `genbench.sources.read_checkpoint`,
+    the one checkpoint reader. Raises GenbenchError if unreadable."""
+    return read_checkpoint(path)
+
+
+def checkpoint_config(checkpoint: dict, path: str | Path) -> dict:
+    """The JSON config a `genbench train` checkpoint carries under "config", as a dict."""
+    fix = "the checkpoint is damaged or not written by `genbench train`"
+    text = checkpoint.get("config")
+    if not isinstance(text, str):
+        raise GenbenchError(f"{path}: 'config' is {type(text).__name__ if text is not None else 'missing'}, "
+                            f"not the JSON text genbench train writes; {fix}")
+    return parse_json(text, f"{path} (config)", dict, fix)
 
 
 def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -132,6 +130,9 @@ def vae_state_from_official(state: dict[str, torch.Tensor], num_levels: int) -> 
 
 def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
     """`load_state_dict(strict=True)` with a readable GenbenchError naming the file."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise GenbenchError(f"{source}: holds a {type(state).__name__} where a state dict of tensors "
+                            "belongs; the checkpoint is damaged or of another kind")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -168,11 +169,13 @@ def read_latents_stats(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class LoadedModel:
-    """A checkpoint ready to sample from: SiT (EMA weights, eval mode), its VAE or None, the JSON config."""
+    """A checkpoint ready to sample from: SiT (EMA weights, eval mode), its VAE or None, the JSON config,
+    and the checkpoint file it came from (when loaded by `load_model`)."""
 
     sit: SiT
     vae: AutoencoderKL | None
     config: dict
+    path: Path | None = None
 
 
 # Official models: how to build the SiT (registry name + overrides) and which VAE preset decodes its latents.
@@ -246,11 +249,119 @@ def load_model_checkpoint(path: str | Path, use_ema: bool = True) -> LoadedModel
     if "config" not in checkpoint:
         raise GenbenchError(f"{path}: not a genbench training checkpoint (no 'config'); for official "
                             "checkpoints use load_official_sit with a config name")
-    config = json.loads(checkpoint["config"])
-    sit = build_sit_from_config(config)
-    load_state_strict(sit, checkpoint["ema" if use_ema else "model"], path)
-    vae = build_vae_from_config(config)
+    config = checkpoint_config(checkpoint, path)
+    try:
+        sit, vae = build_sit_from_config(config), build_vae_from_config(config)
+    except GenbenchError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise GenbenchError(f"{path}: its config cannot build a model ({type(error).__name__}: {error}); the "
+                            "checkpoint is damaged or from an incompatible genbench") from error
+    load_state_strict(sit, checkpoint.get("ema" if use_ema else "model"), path)
     if vae is not None:
-        load_state_strict(vae, checkpoint["vae"], path)
+        load_state_strict(vae, checkpoint.get("vae"), path)
         vae.eval()
     return LoadedModel(sit.eval(), vae, config)
+
+
+#################################################################################
+#                        Official models by name (registry)                      #
+#################################################################################
+
+SAMPLING_KEYS = {"sampler": str, "steps": int, "cfg_scale": float, "guidance_interval": list,
+                 "cfg_channels": int, "heun": bool}
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """An official model of the registry's "models" section (reference_stats/registry.json): how to build
+    it (`architecture`, a key of OFFICIAL_MODELS, plus overrides), which registered files hold its weights,
+    and the sampling settings its paper reports numbers with."""
+
+    name: str
+    architecture: str
+    checkpoint: str
+    vae: str | None = None
+    latents_stats: str | None = None
+    recipe: str = ""
+    tokenizer: str = ""
+    params: str = ""
+    resolution: int | None = None
+    sampling: dict = field(default_factory=dict)
+    sit_overrides: dict = field(default_factory=dict)
+    vae_overrides: dict = field(default_factory=dict)
+    reported: str = ""
+    source: str = ""
+
+    @property
+    def file_names(self) -> list[str]:
+        """Registered files of the model: checkpoint, then VAE and latent statistics where separate."""
+        return [n for n in (self.checkpoint, self.vae, self.latents_stats) if n is not None]
+
+
+def _registered_model(name: str, entry: Any, where: Path) -> RegisteredModel:
+    fields = {f.name for f in dataclasses.fields(RegisteredModel)} - {"name"}
+    if not isinstance(entry, dict) or not isinstance(entry.get("checkpoint"), str) \
+            or entry.get("architecture") not in OFFICIAL_MODELS or set(entry) - fields - {"about"}:
+        raise GenbenchError(f"{where}: model '{name}' needs 'checkpoint' (a registered file) and "
+                            f"'architecture' (one of {', '.join(OFFICIAL_MODELS)}); allowed keys: "
+                            f"{', '.join(sorted(fields))}")
+    sampling = entry.get("sampling") or {}
+    wrong = [k for k, v in sampling.items() if k not in SAMPLING_KEYS
+             or not isinstance(v, SAMPLING_KEYS[k] if SAMPLING_KEYS[k] is not float else (int, float))]
+    if wrong:
+        raise GenbenchError(f"{where}: model '{name}' has unknown or mistyped sampling settings {wrong}; "
+                            f"known: {', '.join(SAMPLING_KEYS)}")
+    return RegisteredModel(name=name, **{k: v for k, v in entry.items() if k in fields})
+
+
+def registered_models() -> dict[str, RegisteredModel]:
+    """Every official model of the registry, by name."""
+    from genbench.fetch import load_registry, registry_path
+
+    where = registry_path()
+    return {name: _registered_model(name, entry, where) for name, entry in load_registry()["models"].items()}
+
+
+def registered_model(name: str) -> RegisteredModel | None:
+    """The registered official model called `name`, or None when `name` is not one."""
+    from genbench.fetch import load_registry, registry_path
+
+    entry = load_registry()["models"].get(str(name))
+    return None if entry is None else _registered_model(str(name), entry, registry_path())
+
+
+def fetch_model_files(model: RegisteredModel) -> dict[str, Path | None]:
+    """{"checkpoint", "vae", "latents_stats"} -> files in the cache, fetched and verified on first use."""
+    from genbench.fetch import fetch
+
+    return {role: None if name is None else fetch(name)
+            for role, name in (("checkpoint", model.checkpoint), ("vae", model.vae),
+                               ("latents_stats", model.latents_stats))}
+
+
+def load_model(model: str | Path, official: str | None = None, vae: str | Path | None = None,
+               latents_stats: str | Path | None = None) -> LoadedModel:
+    """The one loader behind every `--model`: a registered official model by name (its files fetched, the
+    `vae`/`latents_stats` files replacing the registry's when given), a demo name, a genbench training
+    checkpoint, or an official checkpoint file with `official` naming its architecture."""
+    from genbench.worlds.demo import model_path
+
+    registered = registered_model(str(model)) if official is None and not Path(model).exists() else None
+    if registered is not None:
+        files = fetch_model_files(registered)
+        loaded = load_official_model(
+            registered.architecture, files["checkpoint"], vae or files["vae"],
+            latents_stats or files["latents_stats"], registered.sit_overrides, registered.vae_overrides)
+        loaded.config["registered"] = registered.name
+        return dataclasses.replace(loaded, path=files["checkpoint"])
+    path = model_path(model)
+    if not path.is_file():
+        raise GenbenchError(f"{path}: no such checkpoint file; give a genbench checkpoint, demo[:sit|:repa|"
+                            f":repae] or an official model name (`genbench models list`)")
+    if official is not None:
+        return dataclasses.replace(load_official_model(official, path, vae, latents_stats), path=path)
+    if vae is not None or latents_stats is not None:
+        raise GenbenchError("--vae/--latents-stats apply to official checkpoints; add --official NAME or "
+                            "give a registered model name")
+    return dataclasses.replace(load_model_checkpoint(path), path=path)
