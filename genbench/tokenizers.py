@@ -1,29 +1,41 @@
-"""Tokenizers (VAEs) side by side: reconstruction quality, latent statistics, a latent linear probe, speed.
+"""Tokenizers side by side: reconstruction quality, latent statistics, a latent linear probe, speed.
 
-Tokenizer specs:
+Tokenizer specs (every family behind genbench.models.tokenizer_adapters.TokenizerAdapter):
 
+- a registered name (`sd-vae-ft-ema`, `e2e-sdvae`, `flux-vae`, `dc-ae-f32c32-in-1.0`, `rae-dinov2-b`, ...;
+  `genbench.models.tokenizer_adapters.TOKENIZERS`), fetched into the cache on first use, or NAME:DIR for a
+  local copy of its files;
+- `diffusers:PATH`: any diffusers AutoencoderKL / AutoencoderDC folder, or one weights file beside its
+  config.json;
 - `demo:sit`, `demo:repa`, `demo:repae`: the VAE inside a shipped shapes-world checkpoint (sit and repa carry
-  the pre-trained tiny VAE, repae the one REPA-E tuned end to end);
+  the pre-trained tiny VAE, repae the one REPA-E tuned end to end), with its SiT's latent normalisation;
 - `PRESET:PATH`: an official VAE file (REPA-E `e2e-*.pt` or a diffusers safetensors such as sd-vae-ft-ema)
   built as the VAE preset PRESET (`f8d4`, `f16d32`, `tiny-f4d4`, ...);
 - `PATH`: a genbench checkpoint (`genbench train`), whose VAE is used.
 
-One pass over the images per tokenizer encodes (posterior mean), decodes and quantises as the samplers do
-(clamp(127.5 x + 128) to uint8), and measures:
+One pass over the images per tokenizer encodes (a KL VAE's posterior mean, DC-AE's latent, an RAE's
+encoder tokens), decodes and quantises as the samplers do (clamp(127.5 x + 128) to uint8), and measures:
 
-- rFID: FID of the reconstructions against the originals' statistics with any registered extractor
-  (`genbench.evaluate` against `build_reference` of the originals);
+- rFID: FID of the reconstructions against the originals' statistics with any registered extractor;
 - PSNR and SSIM on 8-bit pixels (metrics.image_quality, scikit-image's definitions), mean over images;
 - LPIPS (VGG16, v0.1 linear heads, inputs in [-1, 1]) when both weights files are available, else skipped
   with a note;
-- latent statistics: per-channel mean and std of the posterior means, dimensionality C*h*w and the
+- latent statistics: per-channel mean and std of the latents (first 16 channels), the overall std after the
+  family's normalisation (what a generator sees), the latent shape, dimensionality C*h*w and the
   compression ratio 3*H*W / (C*h*w) (values per image);
-- the latent linear probe and k-NN (genbench.probe: posterior means, flattened or pooled, standardised);
-- encode and decode throughput (images/s of the VAE calls alone).
+- the latent linear probe and k-NN (genbench.probe: latents, flattened or pooled, standardised);
+- encode and decode throughput (images/s of the tokenizer calls alone).
+
+The pass streams: reconstructions and probe rows go to memory maps in a work folder, per-chunk sums to small
+JSON files, so memory does not grow with the number of images. Under `torchrun` each rank takes every
+world_size-th chunk (the work folder must be shared); with `work_dir` given, a rerun skips the chunks already
+done (resumable like `genbench sample`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,7 +49,8 @@ from torch import nn
 
 from genbench.errors import GenbenchError
 from genbench.metrics.image_quality import psnr_per_image, ssim_per_image
-from genbench.models.vae import VAE_CONFIGS, AutoencoderKL
+from genbench.models.tokenizer_adapters import GenbenchKL, TokenizerAdapter, load_registered_tokenizer
+from genbench.models.vae import VAE_CONFIGS
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
 from genbench.sources import SampleSource, TensorSource
@@ -47,13 +60,19 @@ from genbench.worlds.demo import model_path
 # Official VAE files per preset, named in the error for a missing file.
 PRESET_SOURCES = {"f8d4": ("sd-vae-ft-ema", "sd-vae-ft-mse", "e2e-sdvae"),
                   "f16d32": ("e2e-invae", "e2e-vavae")}
+STATS_CHANNELS = 16  # per-channel latent statistics columns for at most this many channels
 
 
 @dataclass
 class Tokenizer:
     spec: str  # as given on the command line
-    vae: AutoencoderKL
+    adapter: TokenizerAdapter
     description: str  # "<file> (<sha256 prefix>)"
+
+    @property
+    def vae(self) -> TokenizerAdapter:
+        """The adapter (the name predates adapters: probe's vae: features read it)."""
+        return self.adapter
 
 
 def _described(path: Path) -> str:
@@ -63,9 +82,12 @@ def _described(path: Path) -> str:
 
 
 def load_tokenizer(spec: str) -> Tokenizer:
-    """The VAE of a tokenizer spec (module doc), in eval mode."""
+    """The tokenizer of a spec (module doc), in eval mode."""
     from genbench.models.official import OFFICIAL_SOURCES, load_model_checkpoint, load_official_vae
 
+    adapter = load_registered_tokenizer(spec)
+    if adapter is not None:
+        return Tokenizer(spec, adapter.eval(), adapter.description)
     preset, sep, rest = spec.partition(":")
     if sep and preset in VAE_CONFIGS:
         path = Path(rest)
@@ -73,32 +95,41 @@ def load_tokenizer(spec: str) -> Tokenizer:
             urls = ", ".join(OFFICIAL_SOURCES[name] for name in PRESET_SOURCES.get(preset, ()))
             raise GenbenchError(f"{path}: VAE weights for --vae {spec} not found; download the file "
                                 f"{f'({urls}) ' if urls else ''}and give its path as {preset}:PATH")
-        return Tokenizer(spec, load_official_vae(path, preset).eval(), f"{preset} {_described(path)}")
+        description = f"{preset} {_described(path)}"
+        return Tokenizer(spec, GenbenchKL(load_official_vae(path, preset), description), description)
     path = model_path(spec)
     if not path.is_file():
-        raise GenbenchError(f"--vae {spec}: no such checkpoint; give demo:sit|demo:repa|demo:repae, a "
-                            "genbench checkpoint, or PRESET:PATH for an official VAE file (presets: "
+        raise GenbenchError(f"--vae {spec}: no such checkpoint; give a registered tokenizer (genbench."
+                            "models.tokenizer_adapters.TOKENIZERS), diffusers:PATH, "
+                            "demo:sit|demo:repa|demo:repae, a genbench checkpoint, or PRESET:PATH for an "
+                            "official VAE file (presets: "
                             f"{', '.join(VAE_CONFIGS)})")
-    vae = load_model_checkpoint(path).vae
-    if vae is None:
+    loaded = load_model_checkpoint(path)
+    if loaded.vae is None:
         raise GenbenchError(f"{path}: this checkpoint holds no VAE; give the VAE file as PRESET:PATH")
-    return Tokenizer(spec, vae.eval(), _described(path))
+    description = _described(path)
+    adapter = GenbenchKL(loaded.vae, description, getattr(loaded.sit, "latent_norm", None))
+    return Tokenizer(spec, adapter, description)
 
 
 @torch.no_grad()
-def encode_mean(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, 3, H, W] -> posterior means float32 [N, C, H/f, W/f]."""
+def encode_mean(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> latents float32 [N, C, h, w]: an adapter's encode, or a genbench VAE's
+    posterior mean."""
     from genbench.training.recipes import to_vae_input
 
-    return vae.encode(to_vae_input(images)).mean.float()
+    x = to_vae_input(images)
+    if isinstance(model, TokenizerAdapter):
+        return model.encode(x).float()
+    return model.encode(x).mean.float()
 
 
 @torch.no_grad()
-def decode_uint8(vae: AutoencoderKL, z: torch.Tensor) -> np.ndarray:
+def decode_uint8(model: nn.Module, z: torch.Tensor) -> np.ndarray:
     """Latents [N, C, h, w] -> uint8 [N, H, W, 3], quantised as the samplers quantise."""
     from genbench.sampling.generate import to_uint8
 
-    return to_uint8(vae.decode(z))
+    return to_uint8(model.decode(z))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,16 +223,20 @@ def load_lpips(vgg: str | Path | None = None, lin: str | Path | None = None) -> 
 #                                          Comparison
 # --------------------------------------------------------------------------------------------------
 
+CHUNK_IMAGES = 512  # images per resumable unit of work (one JSON of sums each)
+
 
 @dataclass
 class Reconstruction:
-    """What one pass of a tokenizer over the images leaves: reconstructions, pooled latents, sums, times."""
+    """What one pass of a tokenizer over the images leaves: reconstructions, probe rows, sums, times."""
 
-    images: np.ndarray  # uint8 [N, H, W, 3]
-    latents: np.ndarray  # float32 [N, D] for the probe
+    images: np.ndarray  # uint8 [N, H, W, 3] (memory map)
+    latents: np.ndarray | None  # float32 [N, D] for the probe (memory map), None without labels
     latent_shape: tuple[int, int, int]  # (C, h, w)
     channel_mean: np.ndarray  # [C]
     channel_std: np.ndarray  # [C]
+    normalized_mean: float  # over every element of the family-normalised latents
+    normalized_std: float
     psnr: float
     ssim: float
     lpips: float | None
@@ -214,45 +249,119 @@ def _synchronise(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batch_size: int = 64,
-                device: str = "cpu", probe_pool: int = 0, lpips: LPIPS | None = None) -> Reconstruction:
-    """Encode, decode and score every image once; reconstructions stream into a memory map in `work_dir`."""
-    vae = tokenizer.vae.to(device)
-    n, (height, width) = len(source), source.image_size
-    images = np.lib.format.open_memmap(work_dir / "reconstructions.npy", mode="w+", dtype=np.uint8,
-                                       shape=(n, height, width, 3))
-    latents: np.ndarray | None = None
-    sums = {"psnr": 0.0, "ssim": 0.0, "lpips": 0.0, "encode": 0.0, "decode": 0.0}
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _open_map(path: Path, shape: tuple[int, ...], dtype, create: bool) -> np.ndarray:
+    """A .npy memory map: created (rank 0) when missing or of another shape, else opened for writing."""
+    if create and not (path.is_file() and np.load(path, mmap_mode="r").shape == shape):
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    return np.load(path, mmap_mode="r+")
+
+
+@torch.no_grad()
+def _chunk_sums(adapter: TokenizerAdapter, batch: torch.Tensor, device: str, lpips: LPIPS | None,
+                probe_pool: int) -> tuple[np.ndarray, torch.Tensor, dict]:
+    """Encode, decode and score one batch -> (uint8 NHWC reconstructions, probe rows, sums)."""
+    batch = batch.to(device)
+    _synchronise(device)
+    start = time.perf_counter()
+    z = encode_mean(adapter, batch)
+    _synchronise(device)
+    middle = time.perf_counter()
+    recon = decode_uint8(adapter, z)
+    _synchronise(device)
+    end = time.perf_counter()
+    recon_nchw = torch.from_numpy(recon).permute(0, 3, 1, 2).to(device)
+    z64, normalized = z.double(), adapter.normalize(z).double()
+    sums = {"count": len(batch), "encode": middle - start, "decode": end - middle,
+            "psnr": float(psnr_per_image(batch, recon_nchw).sum()),
+            "ssim": float(ssim_per_image(batch, recon_nchw).sum()),
+            "lpips": float(lpips.to(device)(batch, recon_nchw).sum()) if lpips is not None else 0.0,
+            "shape": list(z.shape[1:]),
+            "channel_sum": z64.sum(dim=(0, 2, 3)).cpu().tolist(),
+            "channel_sq": z64.pow(2).sum(dim=(0, 2, 3)).cpu().tolist(),
+            "norm_sum": float(normalized.sum()), "norm_sq": float(normalized.pow(2).sum()),
+            "norm_count": normalized.numel()}
+    return recon, pooled_latents(z, probe_pool).cpu(), sums
+
+
+def _merge(parts: list[dict]) -> dict:
+    total = {key: 0.0 for key in ("count", "encode", "decode", "psnr", "ssim", "lpips", "norm_sum", "norm_sq",
+                                  "norm_count")}
     channel_sum = channel_sq = 0.0
-    for batch, index in source.batches(batch_size):
-        batch = batch.to(device)
-        _synchronise(device)
-        start = time.perf_counter()
-        z = encode_mean(vae, batch)
-        _synchronise(device)
-        middle = time.perf_counter()
-        recon = decode_uint8(vae, z)
-        sums["encode"] += middle - start
-        sums["decode"] += time.perf_counter() - middle
-        images[index.numpy()] = recon
-        recon_nchw = torch.from_numpy(recon).permute(0, 3, 1, 2).to(device)
-        sums["psnr"] += float(psnr_per_image(batch, recon_nchw).sum())
-        sums["ssim"] += float(ssim_per_image(batch, recon_nchw).sum())
-        if lpips is not None:
-            sums["lpips"] += float(lpips.to(device)(batch, recon_nchw).sum())
-        rows = pooled_latents(z, probe_pool).cpu().numpy()
-        if latents is None:
-            latents = np.zeros((n, rows.shape[1]), np.float32)
-        latents[index.numpy()] = rows
-        z64 = z.double()
-        channel_sum = channel_sum + z64.sum(dim=(0, 2, 3)).cpu().numpy()
-        channel_sq = channel_sq + z64.pow(2).sum(dim=(0, 2, 3)).cpu().numpy()
-    count = n * z.shape[2] * z.shape[3]
-    mean = channel_sum / count
-    std = np.sqrt(np.maximum(channel_sq / count - mean**2, 0.0) * count / max(count - 1, 1))
-    images.flush()
-    return Reconstruction(images, latents, tuple(z.shape[1:]), mean, std, sums["psnr"] / n, sums["ssim"] / n,
-                          sums["lpips"] / n if lpips is not None else None, sums["encode"], sums["decode"])
+    for part in parts:
+        for key in total:
+            total[key] += part[key]
+        channel_sum = channel_sum + np.asarray(part["channel_sum"])
+        channel_sq = channel_sq + np.asarray(part["channel_sq"])
+    return total | {"channel_sum": channel_sum, "channel_sq": channel_sq, "shape": parts[0]["shape"]}
+
+
+def _std(total_sum, total_sq, count: float):
+    mean = total_sum / count
+    return mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0) * count / max(count - 1, 1))
+
+
+def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batch_size: int = 64,
+                device: str = "cpu", probe_pool: int = 0, lpips: LPIPS | None = None,
+                keep_latents: bool = True, chunk_images: int = CHUNK_IMAGES) -> Reconstruction:
+    """Encode, decode and score every image once (module doc: streamed, split over ranks, resumable).
+    `work_dir` holds reconstructions.npy, latents.npy and chunks/NNNNN.json."""
+    from genbench.evaluate import init_distributed
+
+    rank, world_size = init_distributed(device)
+    adapter = tokenizer.adapter.to(device)
+    n, (height, width) = len(source), source.image_size
+    (work_dir / "chunks").mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        blank = encode_mean(adapter, torch.zeros(1, 3, height, width, dtype=torch.uint8, device=device))
+        decoded = tuple(adapter.decode(blank).shape[-2:])
+    if decoded != (height, width):
+        raise GenbenchError(f"--vae {tokenizer.spec}: reconstructs {decoded[0]}x{decoded[1]} images from "
+                            f"{height}x{width} ones ({source.description}); give images of the size it "
+                            "was made for (e.g. 256x256 for the registered ImageNet tokenizers)")
+    probe_dim = pooled_latents(blank, probe_pool).shape[1]
+    if rank == 0:
+        _open_map(work_dir / "reconstructions.npy", (n, height, width, 3), np.uint8, create=True)
+        if keep_latents:
+            _open_map(work_dir / "latents.npy", (n, probe_dim), np.float32, create=True)
+    _barrier()
+    images = _open_map(work_dir / "reconstructions.npy", (n, height, width, 3), np.uint8, create=False)
+    latents = _open_map(work_dir / "latents.npy", (n, probe_dim), np.float32, create=False) if keep_latents \
+        else None
+    chunks = [range(start, min(start + chunk_images, n)) for start in range(0, n, chunk_images)]
+    for number, chunk in enumerate(chunks):
+        done = work_dir / "chunks" / f"{number:05d}.json"
+        if number % world_size != rank or done.is_file():
+            continue
+        parts = []
+        for batch, index in source.batches(batch_size, indices=chunk):
+            recon, rows, sums = _chunk_sums(adapter, batch, device, lpips, probe_pool)
+            images[index.numpy()] = recon
+            if latents is not None:
+                latents[index.numpy()] = rows.numpy()
+            parts.append(sums)
+        images.flush()
+        if latents is not None:
+            latents.flush()
+        from genbench.io import write_text_atomic
+
+        write_text_atomic(done, json.dumps(_merge(parts), default=lambda a: np.asarray(a).tolist()))
+    _barrier()
+    total = _merge([json.loads((work_dir / "chunks" / f"{i:05d}.json").read_text())
+                    for i in range(len(chunks))])
+    shape = tuple(int(v) for v in total["shape"])
+    channel_mean, channel_std = _std(total["channel_sum"], total["channel_sq"], n * shape[1] * shape[2])
+    norm_mean, norm_std = _std(total["norm_sum"], total["norm_sq"], total["norm_count"])
+    lpips_mean = total["lpips"] / n if lpips is not None else None
+    return Reconstruction(images, latents, shape, channel_mean, channel_std, float(norm_mean),
+                          float(norm_std), total["psnr"] / n, total["ssim"] / n, lpips_mean, total["encode"],
+                          total["decode"])
 
 
 @dataclass
@@ -264,6 +373,7 @@ class CompareSettings:
     probe_pool: int = 0
     test_fraction: float = 0.2
     seed: int = 0
+    work_dir: Path | None = None  # kept between runs: resumable; None: a temporary folder
 
 
 def _latent_probe(recon: Reconstruction, labels: np.ndarray, settings: CompareSettings) -> dict[str, float]:
@@ -272,35 +382,53 @@ def _latent_probe(recon: Reconstruction, labels: np.ndarray, settings: CompareSe
                         standardise_knn=True, seed=settings.seed, num_classes=int(labels.max()) + 1)
 
 
+def _work_name(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_")[:100] or "tokenizer"
+
+
 def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: ReferenceStats, extractor: nn.Module,
-                  labels: np.ndarray | None, lpips: LPIPS | None, notes: list[str],
-                  settings: CompareSettings) -> dict:
+                  labels: np.ndarray | None, lpips: LPIPS | None, notes: list[str], settings: CompareSettings,
+                  work_dir: Path) -> dict:
     """One board row: every column of the comparison for one tokenizer."""
     from genbench.evaluate import evaluate
 
-    with tempfile.TemporaryDirectory(prefix="genbench-tokenizer-") as work_dir:
-        recon = reconstruct(tokenizer, source, Path(work_dir), settings.batch_size, settings.device,
-                            settings.probe_pool, lpips)
-        recon_source = TensorSource(recon.images, f"{tokenizer.spec} reconstructions of {source.description}")
-        values, _ = evaluate(recon_source, reference, ["fid"], extractor, settings.batch_size,
-                             settings.device)
+    recon = reconstruct(tokenizer, source, work_dir / _work_name(tokenizer.spec), settings.batch_size,
+                        settings.device, settings.probe_pool, lpips, keep_latents=labels is not None)
+    recon_source = TensorSource(recon.images, f"{tokenizer.spec} reconstructions of {source.description}")
+    values, _ = evaluate(recon_source, reference, ["fid"], extractor, settings.batch_size, settings.device)
     channels, h, w = recon.latent_shape
     height, width = source.image_size
     n = len(source)
-    row = {"name": tokenizer.spec, "kind": "measured", "tokenizer": tokenizer.description,
+    row = {"name": tokenizer.spec, "kind": "measured",
+           "tokenizer": f"{tokenizer.adapter.family}: {tokenizer.description}",
            "rfid": values["fid"], "psnr": recon.psnr, "ssim": recon.ssim,
            "lpips": recon.lpips if recon.lpips is not None else float("nan")}
     if labels is not None:
         scores = _latent_probe(recon, labels, settings)
         row |= {"probe": scores["probe_top1"], "probe_top5": scores["probe_top5"],
                 "knn_top1": scores["knn_top1"]}
-    row |= {"latent_channels": channels, "latent_dim": channels * h * w,
-            "compression": 3 * height * width / (channels * h * w),
-            "encode_ips": n / recon.encode_seconds, "decode_ips": n / recon.decode_seconds}
-    for c in range(channels):
+    row |= {"resolution": height, "latent_channels": channels, "latent_h": h, "latent_w": w,
+            "latent_dim": channels * h * w, "compression": 3 * height * width / (channels * h * w),
+            "encode_ips": n / recon.encode_seconds, "decode_ips": n / recon.decode_seconds,
+            "latent_norm_mean": recon.normalized_mean, "latent_norm_std": recon.normalized_std}
+    for c in range(min(channels, STATS_CHANNELS)):
         row |= {f"z{c}_mean": float(recon.channel_mean[c]), f"z{c}_std": float(recon.channel_std[c])}
     row["notes"] = "; ".join(notes)
     return row
+
+
+def original_statistics(source: SampleSource, extractor: nn.Module, batch_size: int, device: str
+                        ) -> ReferenceStats:
+    """The originals' Gaussian statistics only (no kept feature rows: memory flat in the image count)."""
+    from genbench.evaluate import extract
+    from genbench.reference import GAUSSIAN_KEYS
+
+    features = [f for f in GAUSSIAN_KEYS if f in extractor.feature_dims]
+    extracted = extract(source, extractor, features, [], batch_size, device)
+    return ReferenceStats(path=None, gaussians=extracted.gaussians, rows={},
+                          meta={"extractor": extractor.name, "weights_sha256": extractor.weights_sha256,
+                                "resize_mode": extractor.resize_mode, "count": extracted.count,
+                                "source": source.description})
 
 
 def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.ndarray | None = None,
@@ -308,7 +436,6 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
                        settings: CompareSettings | None = None) -> pd.DataFrame:
     """One row per tokenizer (module doc); the originals' reference statistics are extracted once."""
     import genbench
-    from genbench.evaluate import build_reference
     from genbench.extractors import build_extractor
 
     settings = settings or CompareSettings()
@@ -316,13 +443,15 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
     if labels is not None and len(labels) != len(source):
         raise GenbenchError(f"{source.description}: {len(source)} images but {len(labels)} labels")
     extractor = build_extractor(settings.extractor, settings.extractor_weights)
-    reference = build_reference(source, extractor, settings.batch_size, settings.device)
+    reference = original_statistics(source, extractor, settings.batch_size, settings.device)
     notes = [lpips_note] if lpips_note else []
     if labels is None:
         notes.append("probe skipped: no labels (give --labels or an .npz with arr_1)")
     notes.append(f"rFID with the {extractor.name} extractor on {len(source)} images")
     notes.append(f"throughput on {settings.device}, batch {settings.batch_size}")
     source_text = f"{source.description} (genbench {genbench.__version__}, tokenizers compare)"
-    rows = [tokenizer_row(t, source, reference, extractor, labels, lpips, notes, settings)
-            | {"source": source_text} for t in tokenizers]
+    with tempfile.TemporaryDirectory(prefix="genbench-tokenizers-") as scratch:
+        work_dir = Path(settings.work_dir) if settings.work_dir is not None else Path(scratch)
+        rows = [tokenizer_row(t, source, reference, extractor, labels, lpips, notes, settings, work_dir)
+                | {"source": source_text} for t in tokenizers]
     return pd.DataFrame(rows)

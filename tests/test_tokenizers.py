@@ -67,10 +67,10 @@ def _scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
 def test_tokenizer_specs_load_the_right_vae_or_say_what_is_missing(files, tmp_path):
     bare = load_tokenizer(files["bare"])
     for key, value in _vae(1).state_dict().items():
-        assert torch.equal(bare.vae.state_dict()[key], value)
+        assert torch.equal(bare.adapter.vae.state_dict()[key], value)
     assert bare.description.startswith("tiny-f4d4 vae.pt (")
     from_checkpoint = load_tokenizer(files["checkpoint"])
-    assert torch.equal(from_checkpoint.vae.encoder.conv_in.weight, _vae(2).encoder.conv_in.weight)
+    assert torch.equal(from_checkpoint.adapter.vae.encoder.conv_in.weight, _vae(2).encoder.conv_in.weight)
     with pytest.raises(GenbenchError, match="huggingface.co/stabilityai/sd-vae-ft-ema"):
         load_tokenizer(f"f8d4:{tmp_path / 'sd-vae.safetensors'}")
     with pytest.raises(GenbenchError, match="no such checkpoint"):
