@@ -82,8 +82,8 @@ class RemoteFile:
         return cache_dir() / self.path
 
     @property
-    def full_digest(self) -> bool:
-        return self.sha256 is not None and len(self.sha256) == 64
+    def filename(self) -> str:  # the name WeightsSpec gave `path`; callers not yet moved use it
+        return self.path
 
 
 class TransientError(Exception):
@@ -352,7 +352,7 @@ def fetch(file: str | RemoteFile, progress: Progress | bool = True) -> Path:
         if target.is_file():
             verify_cached(file)
             return target
-        with _progress_bar(file.name, progress) as report:
+        with progress_bar(file.name, progress) as report:
             sha256, url = download(file, target, report)
         write_record(file, sha256, url)
     return target
@@ -369,7 +369,9 @@ def fetch_folder(folder: str, progress: Progress | bool = True) -> Path:
 
 
 @contextlib.contextmanager
-def _progress_bar(label: str, progress: Progress | bool) -> Iterator[Progress | None]:
+def progress_bar(label: str, progress: Progress | bool) -> Iterator[Progress | None]:
+    """A download progress callback: `progress` itself when callable, a transient rich bar on stderr when
+    True (on rank 0 only), None when False."""
     if callable(progress) or not progress or os.environ.get("RANK", "0") != "0":
         yield progress if callable(progress) else None
         return

@@ -14,21 +14,17 @@ the converted files, and NAME.json (url, SHA-256 of the published file, the file
 from __future__ import annotations
 
 import datetime
-import hashlib
-import http.client
 import importlib
 import json
 import pickle
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write, sha256_file, write_text_atomic
+from genbench.fetch import Progress, RemoteFile, download, progress_bar
+from genbench.io import sha256_file, write_text_atomic
 from genbench.reference import ReferenceStats, registered_reference_sets, registry_path
 from genbench.weights import cache_dir, check_sha256
 
@@ -36,7 +32,6 @@ SUFFIXES = {"adm-npz": ".npz", "edm2-pkl": ".pkl"}
 # EDM2 metric key -> genbench extractor: fid reads the TF Inception graph (NVlabs' TorchScript port,
 # TF-compatible resize), fd_dinov2 DINOv2 ViT-L/14 after torch's antialiased bicubic to 224.
 EDM2_METRICS = {"fid": "inception", "fd_dinov2": "dinov2"}
-Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
 
 
 def reference_dir() -> Path:
@@ -63,30 +58,11 @@ def record_path(name: str) -> Path:
     return reference_dir() / f"{name}.json"
 
 
-# --- download ---------------------------------------------------------------------------------------
-
-def download(url: str, dest: Path, target: Path, name: str, progress: Progress | None = None) -> str:
-    """Stream `url` into `dest` (a temporary file beside `target`); return its SHA-256. Network failures
-    name the URL and where a hand-downloaded copy of set `name` goes."""
-    digest, done = hashlib.sha256(), 0
-    by_hand = f"download it by hand to {target} and run `genbench ref fetch {name}` again"
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    except urllib.error.URLError as error:
-        raise GenbenchError(f"could not download {url}: {error.reason}; {by_hand}") from error
-    except (OSError, http.client.HTTPException) as error:
-        raise GenbenchError(f"could not download {url}: {error!r}; {by_hand}") from error
-    if total is not None and done != total:
-        raise GenbenchError(f"could not download {url}: stopped after {done} of {total} bytes; {by_hand}")
-    return digest.hexdigest()
+def published_file(name: str, entry: dict[str, Any]) -> RemoteFile:
+    """The published file of set `name` as the fetcher sees it (a mirror serves it as reference/NAME.npz)."""
+    path = published_path(name, entry).relative_to(cache_dir()).as_posix()
+    return RemoteFile(name=f"reference/{name}", url=entry["url"], path=path, sha256=entry.get("sha256"),
+                      source=entry.get("source", ""))
 
 
 # --- EDM2 pickles -----------------------------------------------------------------------------------
@@ -180,7 +156,7 @@ def _read_record(name: str) -> dict[str, Any] | None:
                             f"fetch {name}` again") from error
 
 
-def fetch_reference_set(name: str, force: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+def fetch_reference_set(name: str, force: bool = False, progress: Progress | bool = True) -> dict[str, Any]:
     """Download (unless present and verified; `force` downloads again), verify and convert the registered
     set `name`. Returns the record written to NAME.json, plus "downloaded": bool."""
     entry = registered_set(name)
@@ -201,11 +177,13 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | Non
         files = _usable_files(name, entry, published)
         downloaded = False
     else:
-        with atomic_write(published) as tmp:
-            sha256 = download(url, tmp, published, name, progress)
-            check_sha256(sha256, expected, url, "the download is corrupt or the file changed upstream; "
-                                                "try again, or check the registry entry", "registry's")
-            files = _usable_files(name, entry, tmp)
+        converted: list[Path] = []
+        by_hand = f"download it by hand to {published} and run `genbench ref fetch {name}` again"
+        with progress_bar(name, progress) as report:
+            sha256, url = download(published_file(name, entry), published, report,
+                                   check=lambda tmp: converted.extend(_usable_files(name, entry, tmp)),
+                                   by_hand=by_hand)
+        files = converted
         downloaded = True
     record = {"name": name, "url": url, "sha256": sha256, "format": entry.get("format", "adm-npz"),
               "files": [f.name for f in files],
@@ -215,13 +193,10 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | Non
 
 
 def fetched_files(name: str) -> list[Path]:
-    """The reference .npz files of a fetched set; an error telling to fetch it when absent."""
-    record = _read_record(name)
-    files = [reference_dir() / f for f in record.get("files", [])] if record else []
-    if not files or not all(f.is_file() for f in files):
-        raise GenbenchError(f"{name}: reference set not fetched (no {record_path(name)} or its files); run "
-                            f"`genbench ref fetch {name}`")
-    return files
+    """The reference .npz files of a registered set, fetched (downloaded, verified, converted) on first
+    use; later uses check the published file against its registry or recorded digest."""
+    record = fetch_reference_set(name)
+    return [reference_dir() / f for f in record["files"]]
 
 
 def reference_paths(ref: str | Path) -> list[Path]:

@@ -209,9 +209,13 @@ def test_clip_colour_classifier_matches_manual_zero_shot(tiny_clip_file):
     assert isinstance(open_clip.get_tokenizer("geneval-tiny-quickgelu")(["x"]), torch.Tensor)
 
 
-def test_clip_missing_weights(tmp_path):
-    with pytest.raises(GenbenchError, match="vit_large_patch14_clip_224.openai"):
+def test_clip_missing_weights(tmp_path, monkeypatch):
+    with pytest.raises(GenbenchError, match="none.safetensors: weights file not found"):
         load_clip_color_classifier(tmp_path / "none.safetensors")
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(GenbenchError, match="vit_large_patch14_clip_224.openai") as error:  # offline
+        load_clip_color_classifier()
+    assert str(tmp_path / "cache" / "open_clip-ViT-L-14-openai.safetensors") in str(error.value)
 
 
 def test_palette_colour_classifier_uses_mask_median():

@@ -16,17 +16,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from genbench.errors import GenbenchError
 from genbench.geneval.detectors import Detection
 from genbench.geneval.prompts import COLORS
-from genbench.weights import cache_dir
+from genbench.weights import resolve_weights
 
 ColorClassifier = Callable[[Image.Image, list[Detection], str], list[str]]
 
 TEMPLATES = ("a photo of a {c} {object}", "a photo of a {c}-colored {object}", "a photo of a {c} object")
 CLIP_ARCH = "ViT-L-14-quickgelu"  # GenEval's open_clip 2.20 built ViT-L-14 "openai" with QuickGELU
-CLIP_FILE = "ViT-L-14-openai.safetensors"  # OpenAI's weights in open_clip's layout, as a safetensors file
-CLIP_URL = "https://huggingface.co/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_model.safetensors"
+CLIP_WEIGHTS = "open_clip-ViT-L-14-openai"  # registered file: OpenAI's weights in open_clip's safetensors
 
 
 def object_crop(image: Image.Image, obj: Detection, background: str = "#999",
@@ -74,13 +72,10 @@ class ClipColorClassifier:
 def load_clip_color_classifier(weights: str | Path | None = None, device: str = "cpu",
                                arch: str = CLIP_ARCH) -> ClipColorClassifier:
     """open_clip `arch` (ViT-L-14 QuickGELU) with OpenAI's weights from `weights` or
-    `$GENBENCH_CACHE/ViT-L-14-openai.safetensors`; never downloads."""
+    the registered file open_clip-ViT-L-14-openai, fetched into the cache on first use."""
     import open_clip
 
-    path = Path(weights) if weights is not None else cache_dir() / CLIP_FILE
-    if not path.is_file():
-        raise GenbenchError(f"{path}: no CLIP ViT-L-14 weights; download {CLIP_URL} there "
-                            "or pass --clip-weights FILE")
+    path = resolve_weights(CLIP_WEIGHTS, weights)
     model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(path), device=device)
     return ClipColorClassifier(model, preprocess, open_clip.get_tokenizer(arch), device)
 

@@ -2,7 +2,8 @@
 
 Adapters: transformers Mask2Former COCO instance segmentation (GenEval's detector family: its score is
 class probability x mean mask probability, and boxes come from the masks) and OWLv2 (open vocabulary,
-boxes only). Both load from a local copy of the Hugging Face model folder; nothing is downloaded.
+boxes only). Both load from a local copy of the Hugging Face model folder: --weights DIR, or the registered
+folder fetched into the cache on first use (genbench.fetch).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import torch
 from PIL import Image
 
 from genbench.errors import GenbenchError
+from genbench.fetch import fetch_folder
 from genbench.geneval.prompts import CLASSES
-from genbench.weights import cache_dir
 
 
 @dataclass
@@ -56,12 +57,15 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
 
 
 def local_model_dir(name: str, weights: str | Path | None, hub_id: str) -> Path:
-    """`weights`, else `$GENBENCH_CACHE/<name>` (default ~/.cache/genbench): a saved Hugging Face folder."""
-    path = Path(weights) if weights is not None else cache_dir() / name
+    """`weights` (a saved Hugging Face folder), else the registered folder `name`, fetched into
+    `$GENBENCH_CACHE/<name>` file by file and verified on first use (genbench.fetch)."""
+    if weights is None:
+        return fetch_folder(name)
+    path = Path(weights)
     if not (path / "config.json").is_file():
         raise GenbenchError(
-            f"{path}: no {name} model folder (config.json + weights) there; download it on a machine with "
-            f"internet (huggingface-cli download {hub_id} --local-dir {path}) or pass --weights DIR")
+            f"{path}: no {name} model folder (config.json + weights) there; pass the folder of a saved "
+            f"{hub_id} (huggingface-cli download {hub_id} --local-dir DIR), or omit --weights to fetch it")
     return path
 
 
