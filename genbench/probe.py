@@ -2,11 +2,12 @@
 
 Feature specs (`genbench probe --features SPEC`):
 
-- `sit:CKPT[:layer=L][:t=T]`: a SiT's block-L output (1-based, default the REPA alignment depth) at noise
-  level t (default 0.25; t = 0 is clean), tokens average-pooled to [N, hidden]. The input is noised as in
-  training, x_t = (1 - t) norm(z) + t eps, with z the VAE posterior mean and eps drawn per image from
-  (seed, image index), so a feature does not depend on batching. The class input is the null class: the
-  true label would leak into the features.
+- `sit:CKPT[:layer=L][:t=T]`: CKPT is a genbench checkpoint, demo:NAME or an official model name (`genbench
+  models list`, fetched on first use). The SiT's block-L output (1-based, default the REPA alignment depth)
+  at noise level t (default 0.25; t = 0 is clean), tokens average-pooled to [N, hidden]. The input is
+  noised as in training, x_t = (1 - t) norm(z) + t eps, with z the VAE posterior mean and eps drawn per
+  image from (seed, image index), so a feature does not depend on batching. The class input is the null
+  class: the true label would leak into the features.
 - `vae:TOKENIZER[:pool=K]`: the VAE posterior mean, flattened, or average-pooled to K x K first. TOKENIZER
   is a `genbench tokenizers` spec (genbench checkpoint, demo:NAME, PRESET:PATH). Latents are standardised
   (training mean and std) before the k-NN as well as the linear probe.
@@ -99,14 +100,13 @@ def parse_layers(text: str, depth: int) -> list[int]:
 def sit_features(spec: FeatureSpec, layers: str | None, seed: int, device: str) -> tuple[FeatureFn, dict]:
     """Pooled block outputs {"layer{L}": [N, hidden]} of a genbench SiT checkpoint (see module doc)."""
     from genbench.io import sha256_file
-    from genbench.models.official import load_model_checkpoint
+    from genbench.models.official import load_model
     from genbench.sampling.generate import per_sample_randn, sample_generators
     from genbench.training.losses import LinearInterpolant
     from genbench.training.recipes import to_vae_input
-    from genbench.worlds.demo import model_path
 
-    path = model_path(spec.target)
-    loaded = load_model_checkpoint(path)
+    loaded = load_model(spec.target)  # a checkpoint, demo name or registered official model
+    path = loaded.path
     if loaded.vae is None:
         raise GenbenchError(f"{path}: this checkpoint has no VAE; the SiT probe needs a latent model")
     sit, vae = loaded.sit.to(device), loaded.vae.to(device)
