@@ -31,7 +31,7 @@ class Tolerance:
 
 # Bounded metrics get absolute tolerances; unbounded ones (FID, IS, ...) a relative one.
 DEFAULT_TOLERANCES = {"precision": Tolerance(0.02), "recall": Tolerance(0.02), "ssim": Tolerance(0.01),
-                      "lpips": Tolerance(0.01), "probe": Tolerance(0.5)}
+                      "lpips": Tolerance(0.01), "probe": Tolerance(0.5), "class_acc": Tolerance(0.02)}
 DEFAULT_RELATIVE = Tolerance(0.02, relative=True)
 FAILING = ("regression", "missing", "not a number")  # a check fails closed: no number is not a pass
 

@@ -315,7 +315,8 @@ def bootstrap_intervals(
         index = torch.randint(0, count, (count,), generator=generator)
         for name, side in samples.items():
             rows = {feature: feats[index.to(feats.device)] for feature, feats in side.rows.items()}
-            resampled = FeatureSide({f: gaussian_of(r) for f, r in rows.items()}, rows)
+            labels = side.labels[index] if side.labels is not None else None
+            resampled = FeatureSide({f: gaussian_of(r) for f, r in rows.items()}, rows, labels)
             for request in (r for r in requests if r.runs_on == name):
                 for key, value in request.compute(resampled, references.get(name), options).items():
                     draws.setdefault(key, []).append(value)
@@ -388,6 +389,8 @@ def evaluate(
         raise GenbenchError(f"metrics {names} read the {', '.join(missing)} extractor(s), which this "
                             "evaluation was not given")
     check_sample_counts([r.metric for r in requests], len(source), options, source.description)
+    # the samples' class labels (class_acc), read and checked before any extraction
+    labels = torch.from_numpy(source.class_labels()) if any(r.metric.labels for r in requests) else None
     keep_stats_rows = bool(options.get("bootstrap")) or bool(options.get("fd_infinity"))
 
     samples: dict[str, FeatureSide] = {}
@@ -399,7 +402,7 @@ def evaluate(
         stats_for = sorted({r.metric.feature for r in group if r.metric.uses == "stats"})
         rows_for = sorted({r.metric.feature for r in group if r.metric.uses == "rows" or keep_stats_rows})
         extracted = extract(source, module, stats_for, rows_for, batch_size, device, num_workers, progress)
-        samples[name] = FeatureSide(extracted.gaussians, extracted.rows)
+        samples[name] = FeatureSide(extracted.gaussians, extracted.rows, labels)
         sample_seconds += extracted.seconds
         record = {"name": module.name, "weights_sha256": module.weights_sha256,
                   "resize_mode": module.resize_mode, "keys": []}

@@ -23,16 +23,17 @@ from genbench.results import load_results
 
 KINDS = ("reported", "measured")
 TEXT_COLUMNS = ("name", "kind", "source", "model", "tokenizer", "epochs", "cfg", "notes")
-METRIC_COLUMNS = ("fid", "sfid", "is", "precision", "recall", "kid", "rfid", "psnr", "ssim", "lpips", "probe")
+METRIC_COLUMNS = ("fid", "sfid", "is", "precision", "recall", "kid", "class_acc", "rfid", "psnr", "ssim",
+                  "lpips", "probe")
 # Where a column goes: descriptive columns and known metrics, other columns (file order), then free text.
 LEADING_COLUMNS = ("name", "kind", "model", "tokenizer", "epochs", "cfg", *METRIC_COLUMNS)
 TRAILING_COLUMNS = ("source", "notes")
 DECIMALS = {"fid": 2, "sfid": 2, "rfid": 2, "is": 1, "precision": 2, "recall": 2, "kid": 4, "psnr": 2,
             "ssim": 3, "lpips": 3, "probe": 1, "probe_top5": 1, "knn_top1": 1, "encode_ips": 0,
-            "decode_ips": 0}
+            "decode_ips": 0, "class_acc": 3}
 LOWER_IS_BETTER = {"fid", "sfid", "kid", "cmmd", "rfid", "lpips"}
 HIGHER_IS_BETTER = {"is", "precision", "recall", "psnr", "ssim", "probe", "density", "coverage", "geneval",
-                    "clip_score"}
+                    "clip_score", "class_acc"}
 INTEGER_COLUMNS = {"latent_channels", "latent_dim"}  # sizes, shown as 256 rather than 256.000
 FORMATS = ("md", "csv", "html", "latex", "json")
 MEASURED_MARK = "†"

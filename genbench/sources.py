@@ -1,11 +1,12 @@
 """Sample sources: where images come from, validated once, read in batches.
 
 A source has `len()`, `image_size` (H, W), `description` (for messages and provenance) and
-`batches(batch_size, indices)` yielding `(uint8 [N, 3, H, W], int64 index [N])`. Sources:
+`batches(batch_size, indices)` yielding `(uint8 [N, 3, H, W], int64 index [N])`, and `class_labels()`, the
+class each sample was generated for, where the source has them. Sources:
 
-- `NpzSource`: ADM's `.npz` (`arr_0`, uint8 [N, H, W, 3]). An uncompressed member (np.savez, ADM's own
-  files) is read batch by batch at its byte offset, so memory does not grow with the sample count; a
-  compressed one (np.savez_compressed) is streamed front to back.
+- `NpzSource`: ADM's `.npz` (`arr_0`, uint8 [N, H, W, 3]; labels in `arr_1`). An uncompressed member
+  (np.savez, ADM's own files) is read batch by batch at its byte offset, so memory does not grow with the
+  sample count; a compressed one (np.savez_compressed) is streamed front to back.
 - `FolderSource`: PNG/JPEG files under a folder, in sorted path order, decoded in DataLoader workers.
 - `TensorSource`: images already in memory (uint8 [N, 3, H, W] tensor or [N, H, W, 3] array).
 """
@@ -39,6 +40,11 @@ class SampleSource:
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         raise NotImplementedError
+
+    def class_labels(self) -> np.ndarray:
+        """int64 [N]: the class each sample was generated for (what `class_acc` compares with)."""
+        raise GenbenchError(f"{self.description}: has no class labels; class_acc needs an ADM .npz with the "
+                            "labels the samples were generated for in arr_1 (genbench sample writes them)")
 
     def batches(
         self, batch_size: int, indices: Sequence[int] | None = None, num_workers: int = 0
@@ -183,6 +189,24 @@ class NpzSource(SampleSource):
             self._file.readinto(memoryview(out[start:end]).cast("B"))
             start = end
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+    def class_labels(self) -> np.ndarray:
+        """`arr_1`: one integer label per image of `arr_0`."""
+        try:
+            with np.load(self.path) as archive:
+                labels = archive["arr_1"] if "arr_1" in archive.files else None
+        except (ValueError, OSError, zipfile.BadZipFile) as error:
+            raise GenbenchError(f"{self.path}: arr_1 (class labels) cannot be read ({error})") from error
+        if labels is None:
+            raise GenbenchError(f"{self.path}: has no arr_1 (class labels); class_acc needs the labels the "
+                                "samples were generated for (genbench sample writes them)")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise GenbenchError(f"{self.path}: arr_1 holds {labels.dtype} values, but class labels are "
+                                "integer class indices; save them as np.int64")
+        if labels.shape != (len(self),):
+            raise GenbenchError(f"{self.path}: arr_1 has shape {labels.shape}, but class labels are one per "
+                                f"image of arr_0 ({len(self)},)")
+        return labels.astype(np.int64)
 
     def _read_streamed(self, indices: Sequence[int]) -> np.ndarray:
         image_bytes = int(np.prod(self._shape[1:]))

@@ -1,7 +1,7 @@
 """The metric registry: each metric names the extractor feature it reads, whether it needs Gaussian
 statistics or the kept feature rows, and which extractor it reads when it has its own (FD-DINOv2 reads
 `dinov2`, CMMD `clip`; the others read the run's extractor), so an evaluation runs each extractor once and
-extracts each feature set once for all metrics."""
+extracts each feature set once for all metrics. `class_acc` also reads the samples' class labels."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .class_accuracy import class_accuracy, class_logits
 from .frechet import frechet_distance
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
@@ -22,10 +23,12 @@ from .precision_recall import precision_recall
 
 @dataclass
 class FeatureSide:
-    """What a metric may read of one side (samples or reference), per extractor feature name."""
+    """What a metric may read of one side (samples or reference), per extractor feature name, and the
+    samples' class labels where a metric reads them."""
 
     gaussians: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mean, covariance)
     rows: dict[str, torch.Tensor] = field(default_factory=dict)  # [N, d], sample order
+    labels: torch.Tensor | None = None  # int64 [N], sample order (ADM's arr_1)
 
     def gaussian(self, feature: str) -> tuple[np.ndarray, np.ndarray]:
         if feature not in self.gaussians:
@@ -37,6 +40,11 @@ class FeatureSide:
             raise ValueError(f"no kept feature rows for feature '{feature}'")
         return self.rows[feature]
 
+    def class_labels(self) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError("no class labels for these samples")
+        return self.labels
+
 
 Options = dict[str, Any]
 
@@ -45,7 +53,8 @@ Options = dict[str, Any]
 class Metric:
     """name: registry key; feature: extractor output read; uses: "stats" or "rows" on each side it reads;
     reference: whether a reference side is needed; min_samples(options): rows needed per side;
-    extractor: the extractor it reads (None: the run's extractor)."""
+    extractor: the extractor it reads (None: the run's extractor); labels: whether it reads the samples'
+    class labels."""
 
     name: str
     feature: str
@@ -54,6 +63,7 @@ class Metric:
     compute: Callable[[FeatureSide, FeatureSide | None, Options], dict[str, float]]
     min_samples: Callable[[Options], int] = lambda options: 2
     extractor: str | None = None
+    labels: bool = False
 
 
 def _fid(sample: FeatureSide, ref: FeatureSide | None, options: Options, feature: str, key: str) -> dict:
@@ -101,6 +111,10 @@ def _density_coverage(sample: FeatureSide, ref: FeatureSide | None, options: Opt
     return {"density": density, "coverage": coverage}
 
 
+def _class_acc(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict:
+    return {"class_acc": class_accuracy(class_logits(sample.features("logits")), sample.class_labels())}
+
+
 METRICS: dict[str, Metric] = {
     "fid": Metric("fid", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fid")),
     "fd": Metric("fd", "pool", "stats", True, lambda s, r, o: _fid(s, r, o, "pool", "fd")),
@@ -116,4 +130,5 @@ METRICS: dict[str, Metric] = {
     "density_coverage": Metric(
         "density_coverage", "pool", "rows", True, _density_coverage, lambda o: o.get("dc_k", 5) + 1
     ),
+    "class_acc": Metric("class_acc", "logits", "rows", False, _class_acc, lambda o: 1, labels=True),
 }

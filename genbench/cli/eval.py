@@ -13,7 +13,6 @@ from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
 from genbench.extractors import build_extractor, check_extractor_name
-from genbench.grid import grid_path, write_grid
 from genbench.io import check_output
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
@@ -22,6 +21,7 @@ from genbench.sources import open_source
 from genbench.worlds.demo import DEMO, demo_recipe, demo_reference
 
 DEFAULT_METRICS = "fid,sfid,is,pr,kid"
+DEMO_METRICS = f"{DEFAULT_METRICS},class_acc"  # the demo samples carry their labels: is the class learned?
 
 
 def print_metrics(metrics: dict[str, float], provenance: dict) -> None:
@@ -65,7 +65,7 @@ def sample_model(model: Path, out: Path, official: str | None, vae: Path | None,
     work_dir = out.with_suffix(".shards")
     sample(model=model, out=out, num=num, official=official, vae=vae, sampler=sampler, steps=steps,
            cfg_scale=cfg_scale, guidance_interval=guidance_interval, seed=seed, batch_size=batch_size,
-           work_dir=work_dir, device=device, grid=False)  # eval writes its own grid
+           work_dir=work_dir, device=device)
     return {**read_manifest(work_dir).to_json(), "samples_path": str(out)}
 
 
@@ -88,9 +88,10 @@ def eval_command(
                                                      "NAME`, once per extractor; each extractor uses "
                                                      "the one made with it, else the images (arr_0) of one; "
                                                      "the demo defaults to reference_stats/shapes32.npz."),
-    metrics: str = typer.Option(DEFAULT_METRICS, help="Comma-separated metric names; NAME@EXTRACTOR "
-                                                      "computes one on another extractor (pr@dinov2 -> "
-                                                      "precision_dinov2)."),
+    metrics: str | None = typer.Option(None, help="Comma-separated metric names; NAME@EXTRACTOR computes "
+                                                  "one on another extractor (pr@dinov2 -> precision_dinov2); "
+                                                  "class_acc reads the samples' labels (arr_1) "
+                                                  f"[{DEFAULT_METRICS}; demo {DEMO_METRICS}]."),
     extractor: str | None = typer.Option(None, help="The run's feature extractor (registry name) for metrics "
                                                     "that name none [inception; demo shapes]."),
     weights: Path | None = typer.Option(None, help="Extractor weights file (default: verified cache file)."),
@@ -111,12 +112,10 @@ def eval_command(
     kid_subsets: int = typer.Option(100, min=1),
     seed: int = typer.Option(2020, help="Seed of KID's subset draws (torch-fidelity's default)."),
     out: Path | None = typer.Option(None, help="Results JSON to write."),
-    grid: bool = typer.Option(True, "--grid/--no-grid", help="Write the first 64 samples as a PNG next to "
-                              "--out (OUT.grid.png), or next to the samples drawn with --model."),
 ) -> None:
     """Compute FID, sFID, IS, precision/recall and KID (and FD-DINOv2, CMMD, density/coverage, FD on any
-    extractor, with optional bootstrap intervals) of samples (or of a model's samples) against reference
-    statistics."""
+    extractor, class accuracy, with optional bootstrap intervals) of samples (or of a model's samples)
+    against reference statistics."""
     if (samples is None) == (model is None):
         raise GenbenchError("give exactly one of --samples PATH or --model CHECKPOINT (try --model demo)")
     check_output(out)
@@ -124,7 +123,9 @@ def eval_command(
     if demo:
         num, steps = num or DEMO.num, steps or DEMO.steps
         extractor, ref = extractor or DEMO.extractor, ref or [demo_reference()]
+        metrics = metrics or DEMO_METRICS
     num, steps, extractor = num or 50_000, steps or 250, extractor or "inception"
+    metrics = metrics or DEFAULT_METRICS
     if not ref:
         raise GenbenchError("--ref is required: reference statistics .npz (an ADM batch, or `genbench ref "
                             "build`); see `genbench ref list`")
@@ -157,5 +158,3 @@ def eval_command(
     if out is not None:
         write_results(out, values, provenance)
         Console(stderr=True).print(f"wrote {out}")
-    if grid and (out is not None or model is not None):
-        Console(stderr=True).print(f"wrote {write_grid(source, grid_path(out or samples))}")
