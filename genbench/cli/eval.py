@@ -13,6 +13,7 @@ from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
 from genbench.extractors import build_extractor, check_extractor_name
+from genbench.grid import grid_path, write_grid
 from genbench.io import check_output
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
@@ -65,7 +66,7 @@ def sample_model(model: Path, out: Path, official: str | None, vae: Path | None,
     work_dir = out.with_suffix(".shards")
     sample(model=model, out=out, num=num, official=official, vae=vae, sampler=sampler, steps=steps,
            cfg_scale=cfg_scale, guidance_interval=guidance_interval, seed=seed, batch_size=batch_size,
-           work_dir=work_dir, device=device)
+           work_dir=work_dir, device=device, grid=False)  # eval writes its own grid
     return {**read_manifest(work_dir).to_json(), "samples_path": str(out)}
 
 
@@ -112,6 +113,8 @@ def eval_command(
     kid_subsets: int = typer.Option(100, min=1),
     seed: int = typer.Option(2020, help="Seed of KID's subset draws (torch-fidelity's default)."),
     out: Path | None = typer.Option(None, help="Results JSON to write."),
+    grid: bool = typer.Option(True, "--grid/--no-grid", help="Write the first 64 samples as a PNG next to "
+                              "--out (OUT.grid.png), or next to the samples drawn with --model."),
 ) -> None:
     """Compute FID, sFID, IS, precision/recall and KID (and FD-DINOv2, CMMD, density/coverage, FD on any
     extractor, class accuracy, with optional bootstrap intervals) of samples (or of a model's samples)
@@ -158,3 +161,5 @@ def eval_command(
     if out is not None:
         write_results(out, values, provenance)
         Console(stderr=True).print(f"wrote {out}")
+    if grid and (out is not None or model is not None):
+        Console(stderr=True).print(f"wrote {write_grid(source, grid_path(out or samples))}")
