@@ -1,0 +1,136 @@
+"""Official models by name: a test registry ($GENBENCH_REFERENCE_REGISTRY) lists tiny stand-ins of a REPA-E
+checkpoint (VAE and latent BatchNorm inside) and of a SiT with a separate VAE and latents-stats file, with
+their SHA-256s; a loopback server on 127.0.0.1 serves them. Names resolve to those files, fetched and
+verified, and load into the models they stand for."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+
+import pytest
+import torch
+from conftest import run_main
+from test_fetch import LoopbackServer
+from test_official_checkpoints import TINY_XL, C, official_sit_state
+
+from genbench import fetch as fetcher
+from genbench.errors import GenbenchError
+from genbench.models.official import load_model, registered_model, registered_models
+from genbench.models.vae import build_vae
+from genbench.worlds.demo import model_path
+
+TINY_VAE = dict(ch=8, ch_mult=(1, 2, 2), groups=4, num_res_blocks=1, resolution=32)
+SAMPLING = {"sampler": "ode", "steps": 3, "cfg_scale": 1.5, "guidance_interval": [0.0, 0.7]}
+
+
+def torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def official(tmp_path, monkeypatch):
+    """Serve and register `tiny-repae` (one checkpoint holding SiT EMA with BN stats and the VAE) and
+    `tiny-sit` (a bare SiT state dict + VAE file + latents-stats file). Returns (server, states)."""
+    server = LoopbackServer()
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENBENCH_OFFLINE", raising=False)
+    monkeypatch.delenv("GENBENCH_MIRROR", raising=False)
+    monkeypatch.setattr(fetcher, "RETRY_DELAYS", ())
+    ema = official_sit_state(projector=True, bn=True)
+    vae = build_vae("tiny-f4d4").state_dict()
+    bare = official_sit_state(projector=True)
+    stats = {"latents_scale": torch.full((1, C, 1, 1), 0.5), "latents_bias": torch.ones(1, C, 1, 1)}
+    blobs = {
+        "repae-ckpt": torch_bytes({"model": ema, "ema": ema, "vae": vae, "args": argparse.Namespace(),
+                                   "steps": 400000}),
+        "sit-ckpt": torch_bytes(bare),
+        "sit-vae": torch_bytes(vae),
+        "sit-stats": torch_bytes(stats),
+    }
+    files = {}
+    for name, data in blobs.items():
+        server.files[f"/hub/{name}.pt"] = data
+        files[name] = {"url": server.url(f"/hub/{name}.pt"), "path": f"official/{name}.pt",
+                       "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    common = {"architecture": "sit-repae-sdvae", "sit_overrides": TINY_XL, "vae_overrides": TINY_VAE,
+              "recipe": "REPA-E", "params": "tiny", "sampling": SAMPLING}
+    models = {"tiny-repae": {**common, "checkpoint": "repae-ckpt", "tokenizer": "tiny (in the checkpoint)"},
+              "tiny-sit": {**common, "checkpoint": "sit-ckpt", "vae": "sit-vae", "latents_stats": "sit-stats",
+                           "tokenizer": "tiny f4d4"}}
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"reference_sets": {}, "files": files, "models": models}))
+    monkeypatch.setenv("GENBENCH_REFERENCE_REGISTRY", str(registry))
+    yield server, {"ema": ema, "vae": vae, "bare": bare, "stats": stats}
+    server.close()
+
+
+def test_names_resolve_to_their_fetched_files_and_load(official, tmp_path):
+    server, states = official
+    assert set(registered_models()) == {"tiny-repae", "tiny-sit"}
+    loaded = load_model("tiny-repae")
+    assert loaded.path == tmp_path / "cache" / "official" / "repae-ckpt.pt"
+    assert torch.equal(loaded.sit.blocks[1].mlp.fc2.weight, states["ema"]["blocks.1.mlp.fc2.weight"])
+    assert torch.equal(loaded.sit.latent_norm.running_mean, states["ema"]["bn.running_mean"])
+    key = "decoder.conv_out.weight"
+    assert torch.equal(loaded.vae.state_dict()[key], states["vae"][key])
+    assert loaded.config["registered"] == "tiny-repae" and loaded.config["official"] == "sit-repae-sdvae"
+
+    loaded = load_model("tiny-sit")  # checkpoint, VAE and latent statistics: three registered files
+    assert torch.equal(loaded.sit.blocks[0].attn.qkv.weight, states["bare"]["blocks.0.attn.qkv.weight"])
+    assert torch.equal(loaded.vae.state_dict()[key], states["vae"][key])
+    assert torch.equal(loaded.sit.latent_norm.running_var, torch.full((C,), 4.0))  # scale 0.5 -> var 4
+    assert sorted(p for p, _ in server.requests) == ["/hub/repae-ckpt.pt", "/hub/sit-ckpt.pt",
+                                                     "/hub/sit-stats.pt", "/hub/sit-vae.pt"]
+    # the one demo-name resolver knows registered names too; a second use reads the cache
+    assert model_path("tiny-sit") == tmp_path / "cache" / "official" / "sit-ckpt.pt"
+    load_model("tiny-repae")
+    assert len(server.requests) == 4
+
+
+def test_a_tampered_official_file_is_refused(official, tmp_path):
+    server, _ = official
+    data = server.files["/hub/sit-vae.pt"]
+    server.files["/hub/sit-vae.pt"] = data[:100] + bytes([data[100] ^ 1]) + data[101:]  # one bit flipped
+    with pytest.raises(GenbenchError, match="does not match the registry's"):
+        load_model("tiny-sit")
+    assert not (tmp_path / "cache" / "official" / "sit-vae.pt").exists()
+    assert not (tmp_path / "cache" / "official" / "sit-vae.pt.part").exists()
+
+
+def test_registered_model_settings_and_unknown_names(official):
+    model = registered_model("tiny-sit")
+    assert model.sampling == SAMPLING and model.file_names == ["sit-ckpt", "sit-vae", "sit-stats"]
+    assert registered_model("nope") is None
+    with pytest.raises(GenbenchError, match="no such checkpoint file.*genbench models list"):
+        load_model("nope")
+
+
+def test_models_list_and_fetch_commands(official, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = run_main(capsys, monkeypatch, "models", "list")
+    assert code == 0, err
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "tiny-" in line}
+    assert set(rows) == {"tiny-repae", "tiny-sit"}
+    assert "ode 3, cfg 1.5 [0, 0.7]" in rows["tiny-sit"]
+    assert [cell.strip() for cell in rows["tiny-sit"].split("│")][6] == "no"
+
+    code, out, err = run_main(capsys, monkeypatch, "models", "fetch", "tiny-sit")
+    assert code == 0, err
+    assert str(tmp_path / "cache" / "official" / "sit-stats.pt") in out
+    code, out, _ = run_main(capsys, monkeypatch, "models", "list")
+    row = next(line for line in out.splitlines() if "tiny-sit" in line)
+    assert [cell.strip() for cell in row.split("│")][6] == "yes"
+
+
+def test_a_bad_model_entry_names_the_registry(official, tmp_path):
+    registry = tmp_path / "registry.json"
+    content = json.loads(registry.read_text())
+    content["models"]["broken"] = {"architecture": "no-such-arch", "checkpoint": "sit-ckpt"}
+    registry.write_text(json.dumps(content))
+    with pytest.raises(GenbenchError, match=r"registry.json: model 'broken' needs"):
+        registered_model("broken")
