@@ -18,7 +18,13 @@ from test_official_checkpoints import TINY_XL, C, official_sit_state
 
 from genbench import fetch as fetcher
 from genbench.errors import GenbenchError
-from genbench.models.official import load_model, registered_model, registered_models
+from genbench.models.official import (
+    GENERIC_SAMPLING,
+    load_model,
+    registered_model,
+    registered_models,
+    sampling_settings,
+)
 from genbench.models.vae import build_vae
 from genbench.worlds.demo import model_path
 
@@ -134,3 +140,15 @@ def test_a_bad_model_entry_names_the_registry(official, tmp_path):
     registry.write_text(json.dumps(content))
     with pytest.raises(GenbenchError, match=r"registry.json: model 'broken' needs"):
         registered_model("broken")
+
+
+def test_sampling_settings_come_from_the_paper_unless_an_option_overrides_them(official, tmp_path):
+    paper = sampling_settings("tiny-sit")
+    assert paper == {"sampler": "ode", "steps": 3, "cfg_scale": 1.5, "guidance_interval": (0.0, 0.7),
+                     "cfg_channels": None, "heun": False}
+    assert sampling_settings("tiny-sit", steps=7, cfg_scale=None)["steps"] == 7
+    assert sampling_settings("tiny-sit", steps=7, cfg_scale=None)["cfg_scale"] == 1.5
+    checkpoint = tmp_path / "mine.pt"
+    checkpoint.write_bytes(b"")
+    assert sampling_settings(checkpoint) == {**GENERIC_SAMPLING, "guidance_interval": (0.0, 1.0)}
+    assert sampling_settings(checkpoint, sampler="ode")["sampler"] == "ode"

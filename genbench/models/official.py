@@ -365,3 +365,21 @@ def load_model(model: str | Path, official: str | None = None, vae: str | Path |
         raise GenbenchError("--vae/--latents-stats apply to official checkpoints; add --official NAME or "
                             "give a registered model name")
     return dataclasses.replace(load_model_checkpoint(path), path=path)
+
+
+# What `genbench sample` uses where neither an option nor a registered model's paper settings say otherwise.
+GENERIC_SAMPLING = {"sampler": "sde", "steps": 250, "cfg_scale": 1.0, "guidance_interval": (0.0, 1.0),
+                    "cfg_channels": None, "heun": False}
+
+
+def sampling_settings(model: str | Path, **given: Any) -> dict[str, Any]:
+    """Sampling settings for `model`: each option given (not None) wins, then the registered model's paper
+    settings (`genbench models list`), then GENERIC_SAMPLING. Keys as GENERIC_SAMPLING."""
+    unknown = set(given) - set(GENERIC_SAMPLING)
+    if unknown:
+        raise ValueError(f"unknown sampling settings {sorted(unknown)}")
+    registered = registered_model(str(model)) if not Path(model).exists() else None
+    paper = registered.sampling if registered is not None else {}
+    settings = {**GENERIC_SAMPLING, **paper, **{k: v for k, v in given.items() if v is not None}}
+    settings["guidance_interval"] = tuple(float(x) for x in settings["guidance_interval"])
+    return settings
