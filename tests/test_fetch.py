@@ -280,6 +280,16 @@ def test_offline_mode_opens_no_socket_and_names_url_and_path(server, registry, t
 
 
 
+def test_the_offline_flag_sets_the_switch(server, registry, capsys, monkeypatch):
+    registry("other", server.url("/w/other.bin"), "other.bin", None)
+    with monkeypatch.context() as patch:
+        no_sockets(patch)
+        patch.setenv("GENBENCH_OFFLINE", "0")  # restored after the test; the flag sets it in this process
+        code, _, err = run_main(capsys, monkeypatch, "--offline", "models", "fetch", "other")
+    assert code == 2 and "GENBENCH_OFFLINE" in err and server.url("/w/other.bin") in err
+    assert server.requests == []
+
+
 def test_offline_mode_still_reads_a_file_url_mirror(registry, tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
     (mirror / "sub").mkdir(parents=True)

@@ -4,6 +4,7 @@ code 2, internal errors one line with exit 1 (see genbench.errors)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -28,8 +29,12 @@ err_console = Console(stderr=True)
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Print the full traceback of an internal error "
                                                       "(also GENBENCH_DEBUG=1; may follow the command)."),
+    offline: bool = typer.Option(False, "--offline", help="Never open a connection: registered files come "
+                                                          "from the cache only (also GENBENCH_OFFLINE=1)."),
 ) -> None:
     """Evaluate and benchmark image generative models."""
+    if offline:  # genbench.fetch reads the switch from the environment, as for GENBENCH_OFFLINE=1
+        os.environ["GENBENCH_OFFLINE"] = "1"
 
 # Verb modules register themselves on `app` (or add a sub-Typer) when imported.
 from genbench.cli import commands  # noqa: E402,F401
