@@ -22,7 +22,7 @@ from torch import nn
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, package_file
 from genbench.metrics.registry import FeatureSide
-from genbench.sources import NpzSource, SampleSource
+from genbench.sources import NpzSource, SampleSource, npz_names, parse_json, read_json, read_npz
 
 # feature name -> (mean key, covariance key) in ADM's file layout
 GAUSSIAN_KEYS = {"pool": ("mu", "sigma"), "spatial": ("mu_s", "sigma_s")}
@@ -58,26 +58,37 @@ class ReferenceStats:
                 f"{path}: reference statistics not found; build them with `genbench ref build` "
                 "or fetch a registered set with `genbench ref fetch NAME` (see `genbench ref list`)"
             )
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                keys = set(data.files)
-                gaussians = {
-                    name: (data[m].astype(np.float64), data[s].astype(np.float64))
-                    for name, (m, s) in GAUSSIAN_KEYS.items()
-                    if m in keys and s in keys
-                }
-                rows = {"pool": data["pool"]} if "pool" in keys else {}
-                meta = json.loads(str(data["meta"])) if "meta" in keys else dict(ADM_META)
-        except (OSError, ValueError, EOFError) as error:
-            raise GenbenchError(f"{path}: not a readable reference .npz ({error})") from error
+        fix = "the reference file is corrupt: rebuild it with `genbench ref build` or fetch it again"
+        keys = npz_names(path, "reference")
+        wanted = [k for pair in GAUSSIAN_KEYS.values() if set(pair) <= keys for k in pair]
+        data = read_npz(path, "reference", wanted, optional=["pool", "meta"], fix=fix)
+        gaussians = {name: (data[m], data[s]) for name, (m, s) in GAUSSIAN_KEYS.items() if m in data}
         if not gaussians and "arr_0" not in keys:
             raise GenbenchError(f"{path}: holds neither statistics (mu, sigma) nor images (arr_0)")
         for name, (mu, sigma) in gaussians.items():
-            if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-                raise GenbenchError(
-                    f"{path}: {GAUSSIAN_KEYS[name][0]} {mu.shape} and {GAUSSIAN_KEYS[name][1]} "
-                    f"{sigma.shape} do not fit together"
-                )
+            mean_key, cov_key = GAUSSIAN_KEYS[name]
+            if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]) or mu.shape[0] == 0:
+                raise GenbenchError(f"{path}: {mean_key} {mu.shape} and {cov_key} {sigma.shape} do not fit "
+                                    f"together (need [D] and [D, D]); {fix}")
+            if mu.dtype.kind not in "fiu" or sigma.dtype.kind not in "fiu":
+                raise GenbenchError(f"{path}: {mean_key}/{cov_key} hold {mu.dtype}/{sigma.dtype}, not "
+                                    f"numbers; {fix}")
+            if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+                raise GenbenchError(f"{path}: {mean_key}/{cov_key} hold NaN or infinite values; {fix}")
+            gaussians[name] = (mu.astype(np.float64), sigma.astype(np.float64))
+        rows = {}
+        if "pool" in data:
+            pool = data["pool"]
+            if pool.ndim != 2 or pool.dtype.kind != "f" or not np.isfinite(pool).all():
+                raise GenbenchError(f"{path}: pool feature rows are {pool.dtype} {pool.shape}, need finite "
+                                    f"float [N, D]; {fix}")
+            rows["pool"] = pool
+        meta = dict(ADM_META)
+        if "meta" in data:
+            if data["meta"].dtype.kind != "U" or data["meta"].shape != ():
+                raise GenbenchError(f"{path}: 'meta' is {data['meta'].dtype} {data['meta'].shape}, not the "
+                                    f"JSON text genbench writes; {fix}")
+            meta = parse_json(str(data["meta"]), f"{path} (meta)", dict, fix)
         return cls(path, gaussians, rows, meta, has_images="arr_0" in keys)
 
     def check_compatible(self, extractor: nn.Module) -> None:
@@ -135,11 +146,8 @@ def registry_path() -> Path:
 def registered_reference_sets() -> dict[str, dict[str, Any]]:
     """Known reference sets (registry.json): name -> url, format, resolution, count, sha256, source."""
     path = registry_path()
-    try:
-        sets = json.loads(path.read_text())["reference_sets"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise GenbenchError(f"{path}: not a readable reference registry ({error!r}); it holds "
-                            '{"reference_sets": {NAME: {"url": ...}}}') from error
+    form = '{"reference_sets": {NAME: {"url": ...}}}'
+    sets = read_json(path, "reference registry", dict, f"it holds {form}").get("reference_sets")
     if not isinstance(sets, dict) or not all(isinstance(e, dict) and "url" in e for e in sets.values()):
         raise GenbenchError(f"{path}: every entry of 'reference_sets' needs a \"url\"")
     return sets

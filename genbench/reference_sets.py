@@ -26,6 +26,7 @@ from genbench.errors import GenbenchError
 from genbench.fetch import Progress, RemoteFile, download, progress_bar
 from genbench.io import sha256_file, write_text_atomic
 from genbench.reference import ReferenceStats, registered_reference_sets, registry_path
+from genbench.sources import read_json
 from genbench.weights import cache_dir, check_sha256
 
 SUFFIXES = {"adm-npz": ".npz", "edm2-pkl": ".pkl"}
@@ -138,10 +139,17 @@ def convert_edm2(pickle_path: Path, name: str, url: str) -> list[Path]:
 
 def _usable_files(name: str, entry: dict[str, Any], file: Path) -> list[Path]:
     """Check the published file (`file`: the cached copy or a download not yet in place) and return the
-    files `--ref NAME` reads, converting EDM2 pickles."""
-    if entry.get("format", "adm-npz") == "edm2-pkl":
-        return convert_edm2(file, name, entry["url"])
-    ReferenceStats.load(file)  # readable, with statistics or images
+    files `--ref NAME` reads, converting EDM2 pickles. Errors name the URL of a download, never its
+    temporary file (deleted by the time the user reads the message)."""
+    try:
+        if entry.get("format", "adm-npz") == "edm2-pkl":
+            return convert_edm2(file, name, entry["url"])
+        ReferenceStats.load(file)  # readable, with statistics or images
+    except GenbenchError as error:
+        if file == published_path(name, entry):
+            raise
+        raise GenbenchError(str(error).replace(str(file), f"{entry['url']} (downloaded for '{name}')")) \
+            from None
     return [published_path(name, entry)]
 
 
@@ -149,11 +157,43 @@ def _read_record(name: str) -> dict[str, Any] | None:
     path = record_path(name)
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise GenbenchError(f"{path}: unreadable fetch record ({error}); delete it and run `genbench ref "
-                            f"fetch {name}` again") from error
+    return read_json(path, "fetch record", dict, f"delete it and run `genbench ref fetch {name}` again")
+
+
+# --- verification on every use ----------------------------------------------------------------------
+# The record keeps each cached file's size, mtime and SHA-256 ("verified"); a use whose size and mtime
+# still match costs a stat, anything else is hashed again and compared, so a replaced file is never used.
+
+def _file_state(path: Path, sha256: str) -> dict[str, Any]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
+
+
+def _cached_digest(path: Path, record: dict[str, Any] | None) -> str:
+    """SHA-256 of a cached file: the recorded one while size and mtime are unchanged, else computed."""
+    known = (record or {}).get("verified", {})
+    known = known.get(path.name) if isinstance(known, dict) else None
+    stat = path.stat()
+    if isinstance(known, dict) and known.get("size") == stat.st_size and \
+            known.get("mtime_ns") == stat.st_mtime_ns and isinstance(known.get("sha256"), str):
+        return known["sha256"]
+    return sha256_file(path)
+
+
+def _verify_converted(name: str, record: dict[str, Any], published: Path) -> None:
+    """Check every file `--ref NAME` reads against the digest recorded when it was written (files of a
+    record written before digests were kept are recorded now); refresh the recorded sizes and mtimes."""
+    verified = record.get("verified") if isinstance(record.get("verified"), dict) else {}
+    states = {}
+    for file in [published, *(reference_dir() / f for f in record.get("files", []))]:
+        digest = _cached_digest(file, record)
+        expected = verified.get(file.name, {}).get("sha256") if isinstance(verified.get(file.name), dict) \
+            else (record.get("sha256") if file == published else None)
+        check_sha256(digest, expected, str(file), f"it changed since it was fetched; delete it or run "
+                     f"`genbench ref fetch {name} --force`", "recorded")
+        states[file.name] = _file_state(file, digest)
+    if states != verified:
+        write_text_atomic(record_path(name), json.dumps({**record, "verified": states}, indent=2) + "\n")
 
 
 def fetch_reference_set(name: str, force: bool = False, progress: Progress | bool = True) -> dict[str, Any]:
@@ -164,7 +204,7 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | boo
     published = published_path(name, entry)
     record = _read_record(name)
     if published.is_file() and not force:
-        sha256 = sha256_file(published)
+        sha256 = _cached_digest(published, record)
         again = f"delete it or run `genbench ref fetch {name} --force`"
         check_sha256(sha256, expected, str(published), f"the file is corrupt or another file; {again}",
                      "registry's")
@@ -173,6 +213,7 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | boo
                          f"it changed since it was fetched; {again}", "recorded")
         if record is not None and record.get("sha256") == sha256 and all(
                 (reference_dir() / f).is_file() for f in record.get("files", [])):
+            _verify_converted(name, record, published)
             return {**record, "downloaded": False}
         files = _usable_files(name, entry, published)
         downloaded = False
@@ -187,7 +228,9 @@ def fetch_reference_set(name: str, force: bool = False, progress: Progress | boo
         downloaded = True
     record = {"name": name, "url": url, "sha256": sha256, "format": entry.get("format", "adm-npz"),
               "files": [f.name for f in files],
-              "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+              "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "verified": {f.name: _file_state(f, sha256 if f == published else sha256_file(f))
+                           for f in dict.fromkeys([published, *files])}}
     write_text_atomic(record_path(name), json.dumps(record, indent=2) + "\n")
     return {**record, "downloaded": downloaded}
 

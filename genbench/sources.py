@@ -13,8 +13,12 @@ class each sample was generated for, where the source has them. Sources:
 
 from __future__ import annotations
 
+import argparse
+import json
+import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -107,6 +111,15 @@ def check_nhwc(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
         raise GenbenchError(f"{name}: contains no images")
 
 
+def check_labels(where: str, values: np.ndarray, count: int) -> np.ndarray:
+    """int64 [count] class labels: one non-negative integer per image (floats are refused, not rounded)."""
+    integers = np.issubdtype(values.dtype, np.integer) and not np.issubdtype(values.dtype, np.bool_)
+    if values.shape != (count,) or not integers or (count and values.min() < 0):
+        raise GenbenchError(f"{where}: expected {count} non-negative integer labels (one per image), found "
+                            f"{values.dtype} of shape {values.shape}; give one integer class label per image")
+    return values.astype(np.int64)
+
+
 # --------------------------------------------------------------------------------------------------
 #                                          ADM .npz files
 # --------------------------------------------------------------------------------------------------
@@ -136,9 +149,13 @@ def _npz_member(path: Path, key: str) -> tuple[zipfile.ZipInfo, int, tuple[int, 
                 f"{path}: has no '{key}' array (found {found}); ADM sample files keep images in arr_0"
             )
         info = archive.getinfo(f"{key}.npy")
-        with archive.open(info) as member:
-            shape, fortran, dtype = _read_npy_header(member)
-            header_size = member.tell()
+        try:
+            with archive.open(info) as member:
+                shape, fortran, dtype = _read_npy_header(member)
+                header_size = member.tell()
+        except (ValueError, SyntaxError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
+            raise GenbenchError(f"{path}: {key} has a corrupt .npy header ({str(error)[:100]}); the file is "
+                                "truncated or corrupt: write it again") from error
     if fortran:
         raise GenbenchError(f"{path}: {key} is stored in Fortran order; re-save it with np.savez")
     with open(path, "rb") as handle:  # data start = local header + name + extra field + .npy header
@@ -209,6 +226,13 @@ class NpzSource(SampleSource):
         return labels.astype(np.int64)
 
     def _read_streamed(self, indices: Sequence[int]) -> np.ndarray:
+        try:
+            return self._read_compressed(indices)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:  # bad deflate data or CRC
+            raise GenbenchError(f"{self.path}: {self._key}'s compressed data is corrupt "
+                                f"({str(error)[:100]}); write the file again") from error
+
+    def _read_compressed(self, indices: Sequence[int]) -> np.ndarray:
         image_bytes = int(np.prod(self._shape[1:]))
         if self._stream is None or indices[0] < self._stream_position:
             archive = zipfile.ZipFile(self.path)
@@ -246,7 +270,7 @@ class FolderSource(SampleSource):
             raise GenbenchError(f"{self.root}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
         sizes: dict[tuple[int, int], Path] = {}
         for file in self.files:
-            width, height = _open_image(file).size
+            width, height = open_image(file).size
             sizes.setdefault((height, width), file)
             if len(sizes) > 1:
                 (s1, f1), (s2, f2) = sizes.items()
@@ -263,19 +287,37 @@ class FolderSource(SampleSource):
         return np.stack([decode_rgb(self.files[i]) for i in indices]).transpose(0, 3, 1, 2).copy()
 
 
-def _open_image(file: Path) -> Image.Image:
+MAX_IMAGE_PIXELS = 8192 * 8192  # far above any generative benchmark; a decompression bomb is far above it
+
+
+def open_image(file: Path) -> Image.Image:
+    """A lazily opened image whose header says it has between 1 and MAX_IMAGE_PIXELS pixels: a 0x0 image
+    or a decompression bomb (a small file that decodes to gigabytes) is refused before decoding."""
     try:
-        return Image.open(file)
-    except (UnidentifiedImageError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(file)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise GenbenchError(f"{file}: image too large to decode safely ({error}); genbench reads images of "
+                            f"at most {MAX_IMAGE_PIXELS:,} pixels: downscale it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise GenbenchError(f"{file}: not a readable image ({error}); delete or replace it") from error
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise GenbenchError(f"{file}: image of {width}x{height} pixels; delete or replace it")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise GenbenchError(f"{file}: image of {width}x{height} pixels is too large to decode safely; "
+                            f"genbench reads images of at most {MAX_IMAGE_PIXELS:,} pixels: downscale it")
+    return image
+
 
 
 def decode_rgb(file: Path) -> np.ndarray:
     """uint8 [H, W, 3]. Grayscale/palette become RGB (unambiguous); transparency is an error."""
-    image = _open_image(file)
+    image = open_image(file)
     try:
         image.load()
-    except OSError as error:
+    except (OSError, SyntaxError, ValueError, zlib.error) as error:
         raise GenbenchError(f"{file}: corrupt image data ({error}); delete or replace it") from error
     if image.mode in ("RGBA", "LA") or "transparency" in image.info:
         alpha = np.asarray(image.convert("RGBA"))[..., 3]
@@ -336,3 +378,160 @@ def open_source(samples: str | Path | torch.Tensor | np.ndarray) -> SampleSource
     if path.suffix == ".npz":
         return NpzSource(path)
     raise GenbenchError(f"{path}: unsupported sample file; give an ADM .npz (arr_0) or a folder of PNG/JPEG")
+
+
+# --------------------------------------------------------------------------------------------------
+#                     Readers of every other input file (JSON, npz arrays, CSV, checkpoints)
+# --------------------------------------------------------------------------------------------------
+# Each turns whatever a broken or hostile file does to its parser (bad encoding, bad magic, a zip bomb,
+# 100,000 levels of nesting, a pickle) into one GenbenchError naming the file and the fix.
+
+MAX_JSON_DEPTH = 64  # results, manifests and configs nest a few levels; deeper is not a genbench file
+MAX_TEXT_BYTES = 256 << 20
+
+
+def read_text(path: str | Path, what: str, fix: str = "fix or replace it") -> str:
+    """A UTF-8 text file (a BOM is dropped)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_TEXT_BYTES:
+            raise GenbenchError(f"{path}: {what} is larger than {MAX_TEXT_BYTES >> 20} MiB; {fix}")
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as error:
+        raise GenbenchError(f"{path}: {what} not found; {fix}") from error
+    except IsADirectoryError as error:
+        raise GenbenchError(f"{path}: is a folder, not a {what}; {fix}") from error
+    except OSError as error:
+        raise GenbenchError(f"{path}: cannot read the {what} ({error.strerror}); {fix}") from error
+    except UnicodeDecodeError as error:
+        raise GenbenchError(f"{path}: {what} is not UTF-8 text (byte {error.start}); {fix}") from error
+
+
+def _json_depth(value: object) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [v for item in level if isinstance(item, (dict, list))
+                 for v in (item.values() if isinstance(item, dict) else item)]
+    return depth - 1
+
+
+def parse_json(text: str, where: str, expect: type | tuple[type, ...] = dict,
+               fix: str = "fix or replace it") -> object:
+    """One JSON document of type `expect`, nested at most MAX_JSON_DEPTH deep; `where` names it in errors."""
+    try:
+        value = json.loads(text)
+    except RecursionError as error:
+        raise GenbenchError(f"{where}: JSON nested too deeply to be a genbench file; {fix}") from error
+    except ValueError as error:  # JSONDecodeError, and ints longer than Python converts
+        raise GenbenchError(f"{where}: not valid JSON ({str(error).splitlines()[0][:120]}); {fix}") from error
+    if not isinstance(value, expect):
+        names = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
+        raise GenbenchError(f"{where}: holds a JSON {type(value).__name__}, expected a {names}; {fix}")
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise GenbenchError(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; {fix}")
+    return value
+
+
+def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] = dict,
+              fix: str = "fix or replace it") -> object:
+    """A UTF-8 JSON file holding one value of type `expect` (see parse_json)."""
+    return parse_json(read_text(path, what, fix), str(path), expect, fix)
+
+
+def read_jsonl(path: str | Path, what: str, fix: str = "fix or delete that line") -> list[tuple[int, object]]:
+    """(line number, JSON object) of every non-blank line of a UTF-8 jsonl file."""
+    text = read_text(path, what)
+    return [(number, parse_json(line, f"{path}:{number}", dict, fix))
+            for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def npz_names(path: str | Path, what: str) -> set[str]:
+    """The array names in an .npz (its members without .npy), without reading any array."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {name.removesuffix(".npy") for name in archive.namelist()}
+    except FileNotFoundError as error:
+        raise GenbenchError(f"{path}: {what} not found") from error
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise GenbenchError(f"{path}: not a readable {what} .npz ({str(error)[:120]}); the file is "
+                            "truncated or corrupt") from error
+
+
+def read_npz(path: str | Path, what: str, required: Sequence[str] = (), optional: Sequence[str] = (),
+             fix: str = "the file is truncated or corrupt; write it again") -> dict[str, np.ndarray]:
+    """The named arrays of an .npz, never unpickling: each member's header is checked against the bytes
+    the zip says it holds before anything is allocated, so a corrupt magic, header or compressed stream,
+    or a header claiming terabytes, is one error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenbenchError(f"{path}: {what} not found" if not path.exists() else f"{path}: not a file")
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [key for key in required if f"{key}.npy" not in names]
+            if missing:
+                found = ", ".join(sorted(n.removesuffix(".npy") for n in names)) or "nothing"
+                raise GenbenchError(f"{path}: {what} has no {', '.join(missing)} (found {found})")
+            for key in [*required, *(k for k in optional if f"{k}.npy" in names)]:
+                info = archive.getinfo(f"{key}.npy")
+                with archive.open(info) as member:
+                    shape, fortran, dtype = _read_npy_header(member)
+                    if dtype.hasobject:
+                        raise GenbenchError(f"{path}: {key} holds Python objects (a pickle), which genbench "
+                                            "never loads; save plain numeric arrays")
+                    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    if member.tell() + size != info.file_size:
+                        raise GenbenchError(f"{path}: {key}'s header says {shape} {dtype} but the member "
+                                            f"holds {info.file_size - member.tell()} bytes; {fix}")
+                    data = np.frombuffer(member.read(size), dtype=dtype)
+                arrays[key] = data.reshape(shape, order="F" if fortran else "C")
+    except GenbenchError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, KeyError, SyntaxError,
+            TypeError, OverflowError) as error:
+        raise GenbenchError(f"{path}: not a readable {what} .npz ({type(error).__name__}: "
+                            f"{str(error)[:120]}); {fix}") from error
+    return arrays
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A .safetensors or torch checkpoint, read safely (weights_only: no code runs); a dict of its
+    entries. Anything torch refuses is one line without torch's advice to load it unsafely."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenbenchError(f"{path}: checkpoint not found; download it (see `genbench models list`) or fix "
+                            "the path")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            # REPA and REPA-E store their argparse Namespace under "args"; it is a plain attribute bag, so
+            # it is allow-listed for the weights-only unpickler (nothing else is).
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt file, a pickle of arbitrary objects, a non-torch file, ...
+        reason = _weights_only_reason(error)
+        raise GenbenchError(f"{path}: cannot be read as a weights-only checkpoint ({reason}); it is "
+                            "corrupt, not a checkpoint, or holds objects other than tensors: re-download it "
+                            "or convert it to safetensors") from None
+    if not isinstance(state, dict):
+        raise GenbenchError(f"{path}: holds a {type(state).__name__}, not a checkpoint dict of weights; give "
+                            "a state dict or a genbench/REPA/SiT checkpoint")
+    return state
+
+
+def _weights_only_reason(error: Exception) -> str:
+    """What torch's refusal says, without its advice (weights_only=False would run the file's code, which a
+    user must never be told to do)."""
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return f"it pickles {found.group(1)}, which the weights-only reader refuses"
+    if "weights only" in text.lower() or "weights_only" in text:
+        return "the weights-only reader refused it"
+    first = text.strip().splitlines()[0][:120] if text.strip() else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

@@ -10,6 +10,7 @@ import numpy as np
 
 from genbench.geneval.detectors import Detection
 from genbench.geneval.prompts import COLORS
+from genbench.validate import check_number
 
 ColorFn = Callable[[list[Detection], str], list[str]]  # (top objects of one class, class name) -> colours
 
@@ -23,6 +24,12 @@ class Rules:
     max_objects: int = 16  # per class, applied before NMS
     max_overlap: float = 1.0  # per-class NMS IoU; 1.0 turns NMS off
     position_threshold: float = 0.1  # margin, as a fraction of the summed box sizes
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "counting_threshold", "max_overlap"):
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), 0.0, 1.0)
+        check_number("--max-objects", self.max_objects, 1, integer=True)
+        check_number("--position-threshold", self.position_threshold, 0.0)
 
 
 DEFAULT_RULES = Rules()

@@ -31,6 +31,7 @@ from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.sampling.labels import LABELINGS
 from genbench.sampling.samplers import euler_maruyama_sde, euler_ode
+from genbench.validate import check_number
 
 MANIFEST = "manifest.json"
 Decoder = Callable[[torch.Tensor], torch.Tensor]  # latents [N, C, h, w] -> images [N, 3, H, W] in [-1, 1]
@@ -67,6 +68,9 @@ class SampleSettings:
             raise GenbenchError(f"--guidance-interval {low} {high}: need 0 <= LOW <= HIGH <= 1")
         if self.num_samples < 1 or self.shard_size < 1 or self.num_steps < 1:
             raise GenbenchError("--num, --steps and the shard size must be at least 1")
+        check_number("--cfg-scale", self.cfg_scale)  # NaN would silently turn guidance off
+        if self.cfg_channels is not None:
+            check_number("--cfg-channels", self.cfg_channels, 1, self.latent_shape[0], integer=True)
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists, as read back

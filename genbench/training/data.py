@@ -11,6 +11,7 @@ so the stream from step k onwards depends only on k: a resumed run sees exactly 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 from PIL import Image
 
 from genbench.errors import GenbenchError
-from genbench.sources import IMAGE_SUFFIXES, check_nhwc, decode_rgb
+from genbench.sources import IMAGE_SUFFIXES, check_labels, check_nhwc, decode_rgb, read_npz
 
 
 def center_crop_arr(image: Image.Image, size: int) -> np.ndarray:
@@ -66,13 +67,12 @@ class ImageDataset:
 
     @staticmethod
     def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        with np.load(path) as data:
-            if "arr_0" not in data:
-                raise GenbenchError(f"{path}: no arr_0 (uint8 [N, H, W, 3]); write images as ADM's npz")
-            images = data["arr_0"]
-            labels = data["arr_1"] if "arr_1" in data else np.zeros(len(images), dtype=np.int64)
+        data = read_npz(path, "training images", required=["arr_0"], optional=["arr_1"])
+        images = data["arr_0"]
         check_nhwc(f"{path} (arr_0)", images.shape, images.dtype)
-        return images, labels
+        if "arr_1" not in data:
+            return images, np.zeros(len(images), dtype=np.int64)
+        return images, check_labels(f"{path} (arr_1)", data["arr_1"], len(images))
 
     @staticmethod
     def _list_folder(root: Path) -> tuple[list[Path], list[int]]:
@@ -126,3 +126,17 @@ class ImageDataset:
     def _flip(epoch: int, index: int, seed: int) -> bool:
         generator = torch.Generator().manual_seed((seed * 100003 + epoch) * 1000003 + index)
         return bool(torch.rand(1, generator=generator).item() < 0.5)
+
+
+def dataset_fingerprint(dataset: ImageDataset) -> dict:
+    """What identifies a training set, saved in checkpoints so that `--resume` with other data is refused:
+    image count, class count and a SHA-256 of the labels and of the images (in memory) or of the files'
+    relative paths and sizes (a folder: cheap, no decoding)."""
+    digest = hashlib.sha256(dataset.labels.numpy().tobytes())
+    if dataset.images is not None:
+        digest.update(dataset.images.numpy().tobytes())
+    else:
+        for file in dataset.files:
+            digest.update(f"{file.relative_to(dataset.source)}:{file.stat().st_size}\n".encode())
+    return {"images": len(dataset), "classes": dataset.num_classes, "resolution": dataset.resolution,
+            "sha256": digest.hexdigest()}
