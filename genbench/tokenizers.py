@@ -249,6 +249,12 @@ def _synchronise(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -374,6 +380,7 @@ class CompareSettings:
     test_fraction: float = 0.2
     seed: int = 0
     work_dir: Path | None = None  # kept between runs: resumable; None: a temporary folder
+    chunk_images: int = CHUNK_IMAGES
 
 
 def _latent_probe(recon: Reconstruction, labels: np.ndarray, settings: CompareSettings) -> dict[str, float]:
@@ -393,7 +400,8 @@ def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: Referen
     from genbench.evaluate import evaluate
 
     recon = reconstruct(tokenizer, source, work_dir / _work_name(tokenizer.spec), settings.batch_size,
-                        settings.device, settings.probe_pool, lpips, keep_latents=labels is not None)
+                        settings.device, settings.probe_pool, lpips, keep_latents=labels is not None,
+                        chunk_images=settings.chunk_images)
     recon_source = TensorSource(recon.images, f"{tokenizer.spec} reconstructions of {source.description}")
     values, _ = evaluate(recon_source, reference, ["fid"], extractor, settings.batch_size, settings.device)
     channels, h, w = recon.latent_shape
@@ -403,7 +411,7 @@ def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: Referen
            "tokenizer": f"{tokenizer.adapter.family}: {tokenizer.description}",
            "rfid": values["fid"], "psnr": recon.psnr, "ssim": recon.ssim,
            "lpips": recon.lpips if recon.lpips is not None else float("nan")}
-    if labels is not None:
+    if labels is not None and _rank() == 0:
         scores = _latent_probe(recon, labels, settings)
         row |= {"probe": scores["probe_top1"], "probe_top5": scores["probe_top5"],
                 "knn_top1": scores["knn_top1"]}
@@ -433,8 +441,9 @@ def original_statistics(source: SampleSource, extractor: nn.Module, batch_size: 
 
 def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.ndarray | None = None,
                        lpips: LPIPS | None = None, lpips_note: str = "",
-                       settings: CompareSettings | None = None) -> pd.DataFrame:
-    """One row per tokenizer (module doc); the originals' reference statistics are extracted once."""
+                       settings: CompareSettings | None = None) -> pd.DataFrame | None:
+    """One row per tokenizer (module doc); the originals' reference statistics are extracted once. Under
+    torchrun every rank does its share of the work and rank 0 alone returns the table (others None)."""
     import genbench
     from genbench.extractors import build_extractor
 
@@ -448,10 +457,11 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
     if labels is None:
         notes.append("probe skipped: no labels (give --labels or an .npz with arr_1)")
     notes.append(f"rFID with the {extractor.name} extractor on {len(source)} images")
-    notes.append(f"throughput on {settings.device}, batch {settings.batch_size}")
+    notes.append(f"throughput per process on {settings.device}, batch {settings.batch_size}")
     source_text = f"{source.description} (genbench {genbench.__version__}, tokenizers compare)"
     with tempfile.TemporaryDirectory(prefix="genbench-tokenizers-") as scratch:
         work_dir = Path(settings.work_dir) if settings.work_dir is not None else Path(scratch)
         rows = [tokenizer_row(t, source, reference, extractor, labels, lpips, notes, settings, work_dir)
                 | {"source": source_text} for t in tokenizers]
-    return pd.DataFrame(rows)
+        _barrier()  # no rank removes a shared temporary folder while another still reads it
+    return pd.DataFrame(rows) if _rank() == 0 else None

@@ -372,3 +372,33 @@ def test_reconstruct_resumes_a_missing_chunk_only(tmp_path, flux_dir):
     assert sum(calls) == 1 + 4  # the shape probe, then the four images of chunk 1
     np.testing.assert_array_equal(np.array(second.images), saved)
     assert second.psnr == pytest.approx(first.psnr, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_give_the_rows_of_one(tmp_path, flux_dir):
+    import os
+    import subprocess
+    import sys
+
+    from genbench.leaderboard import read_board
+
+    images = _images(21, 32, seed=11).permute(0, 2, 3, 1).numpy()  # odd: ranks do unequal shares
+    np.savez(tmp_path / "data.npz", arr_0=images, arr_1=np.arange(21) % 3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENBENCH_CACHE": str(tmp_path / "cache")}
+    args = ["tokenizers", "compare", "--vae", f"diffusers:{flux_dir}", "--data", str(tmp_path / "data.npz"),
+            "--extractor", "shapes", "--batch-size", "4", "--chunk-images", "5", "--device", "cpu"]
+    one = subprocess.run([sys.executable, "-m", "genbench", *args, "--board", str(tmp_path / "one.csv")],
+                         env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29547"]
+    two = subprocess.run([*torchrun, "-m", "genbench", *args, "--board", str(tmp_path / "two.csv"),
+                          "--work-dir", str(tmp_path / "work")], env=env, capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr
+    a, b = read_board(tmp_path / "one.csv"), read_board(tmp_path / "two.csv")
+    assert len(a) == len(b) == 1
+    chunks = sorted(p.name for p in (tmp_path / "work").glob("*/chunks/*.json"))
+    assert len(chunks) == 5  # 21 images in chunks of 5, shared by the two ranks
+    # Equal up to the order of float64 sums (statistics reduced over ranks, chunk sums added in order).
+    for column in ("rfid", "psnr", "ssim", "probe", "z0_mean", "z15_std", "latent_norm_std"):
+        assert b[column].iloc[0] == pytest.approx(a[column].iloc[0], rel=1e-7, abs=1e-10), column

@@ -39,7 +39,9 @@ def print_table(board) -> None:
 
 @tokenizers_app.command("compare")
 def compare_command(
-    vae: list[str] = typer.Option(..., help="Tokenizer, repeated: demo:sit|demo:repa|demo:repae, a genbench "
+    vae: list[str] = typer.Option(..., help="Tokenizer, repeated: a registered name (genbench tokenizers "
+                                            "list; fetched on first use) or NAME:DIR for a local copy, "
+                                            "diffusers:PATH, demo:sit|demo:repa|demo:repae, a genbench "
                                             "checkpoint, or PRESET:PATH (f8d4:sd-vae-ft-ema.safetensors, "
                                             "f16d32:e2e-vavae.pt, ...)."),
     data: Path = typer.Option(..., help="Original images: ADM .npz (arr_0; arr_1 labels for the probe) or a "
@@ -55,6 +57,11 @@ def compare_command(
     batch_size: int = typer.Option(64, min=1),
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
     board: Path | None = typer.Option(None, help="Tokenizer leaderboard CSV to append the rows to."),
+    work_dir: Path | None = typer.Option(None, help="Keep reconstructions and per-chunk sums here: a rerun "
+                                                    "resumes; under torchrun every rank must see it "
+                                                    "(default: a temporary folder)."),
+    chunk_images: int = typer.Option(512, min=1, help="Images per unit of work (resumed and split over "
+                                                      "torchrun ranks as a whole)."),
 ) -> None:
     """Reconstruct --data with every --vae and compare them in one table."""
     from genbench.evaluate import local_device
@@ -69,10 +76,27 @@ def compare_command(
     source = open_source(data)
     probe_labels = read_labels(data, len(source), labels, required=False)  # None: the probe is skipped
     lpips, lpips_note = load_lpips(lpips_vgg, lpips_lin)
-    settings = CompareSettings(extractor, weights, batch_size, local_device(device), probe_pool, seed=seed)
+    settings = CompareSettings(extractor, weights, batch_size, local_device(device), probe_pool, seed=seed,
+                               work_dir=work_dir, chunk_images=chunk_images)
     table = compare_tokenizers(vae, source, probe_labels, lpips, lpips_note, settings)
+    if table is None:  # a torchrun rank other than 0: rank 0 prints and appends
+        return
     print_table(table)
     if board is not None:
         for row in table.to_dict("records"):
             append_row(board, row)
         Console(stderr=True).print(f"appended {len(table)} rows to {board}")
+
+
+@tokenizers_app.command("list")
+def list_command() -> None:
+    """Registered tokenizers: name, family, where the weights are published."""
+    from genbench.models.tokenizer_adapters import TOKENIZERS, tokenizer_folder
+
+    table = Table(title="registered tokenizers (--vae NAME)")
+    for column in ("name", "family", "source", "cached"):
+        table.add_column(column)
+    for name, entry in TOKENIZERS.items():
+        cached = all((tokenizer_folder(name) / f.path).is_file() for f in entry.files)
+        table.add_row(name, entry.family, entry.source, "yes" if cached else "no")
+    Console().print(table)
