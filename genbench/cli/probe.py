@@ -11,6 +11,7 @@ from rich.table import Table
 from genbench.cli import app
 from genbench.errors import GenbenchError
 from genbench.io import check_output
+from genbench.validate import number_option
 
 
 def print_scores(scores: dict[str, dict[str, float]], title: str) -> None:
@@ -35,7 +36,8 @@ def probe_command(
     test_data: Path | None = typer.Option(None, help="Separate test images (default: a seeded split of "
                                                      "--data)."),
     test_labels: Path | None = typer.Option(None, help="Labels of --test-data (same forms as --labels)."),
-    test_fraction: float = typer.Option(0.2, min=0.0, max=1.0, help="Share of --data held out for testing."),
+    test_fraction: float = typer.Option(0.2, callback=number_option(0.0, 1.0, low_open=True, high_open=True),
+                                        help="Share of --data held out for testing."),
     layers: str | None = typer.Option(None, help="sit: only: 'all' or block numbers like 2,4,8 (one probe "
                                                  "each, plotted by block)."),
     seed: int = typer.Option(0, help="Seed of the split, the regularisation sweep and the SiT's noise."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,8 @@ from rich.console import Console
 
 from genbench.cli import app
 from genbench.errors import GenbenchError
+from genbench.sources import read_json
+from genbench.validate import check_number
 
 console = Console()
 
@@ -26,12 +27,7 @@ def _load_config(recipe: str, config: Path | None, preset: str | None) -> dict:
             raise GenbenchError(f"--preset {preset}: unknown; choose from {', '.join(sorted(PRESETS))}")
         values = dict(PRESETS[preset])
     else:
-        try:
-            values = json.loads(config.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise GenbenchError(f"{config}: not a readable JSON training config ({error}); fix it") from error
-        if not isinstance(values, dict):
-            raise GenbenchError(f"{config}: must hold a JSON object of training options")
+        values = read_json(config, "training config", dict, "give a JSON object of training options")
     if values.get("recipe", recipe) != recipe:
         raise GenbenchError(f"{config or preset}: is a {values['recipe']} config but --recipe is {recipe}")
     return {**values, "recipe": recipe}
@@ -44,7 +40,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Run directory: checkpoints/, log.jsonl.")],
     config: Annotated[Path | None, typer.Option(help="JSON file of TrainConfig options.")] = None,
     preset: Annotated[str | None, typer.Option(help="Named preset, e.g. tiny-repae.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Train until this global step.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Train until this global step.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in --out.")] = False,
     disc_weights: Annotated[Path | None, typer.Option(
         help="Pre-trained discriminator (REPA-E's <vae>-discriminator-ckpt.pt or a repae checkpoint); "
@@ -79,7 +75,10 @@ def train(
             values["disc_weights"] = str(disc_weights)
         train_config = TrainConfig.from_dict(values, str(config or preset))
         trainer = Trainer(train_config, ImageDataset(data, train_config.resolution), device)
-    total = steps if steps is not None else trainer.config.steps
+    total = check_number("--steps", steps if steps is not None else trainer.config.steps, 1, integer=True)
+    if total < trainer.step:
+        raise GenbenchError(f"--steps {total}: {out} is already at step {trainer.step}; give a larger "
+                            "--steps")
     warning = short_run_warning(trainer.config.ema_decay, total)
     if warning and trainer.rank == 0:
         console.print(f"warning: {warning}", markup=False, highlight=False)
@@ -97,8 +96,8 @@ def train(
 
 
 def _dataset(data: Path, checkpoint: Path):
-    from genbench.models.official import read_state_file
+    from genbench.models.official import checkpoint_config, read_state_file
     from genbench.training.data import ImageDataset
 
-    resolution = json.loads(read_state_file(checkpoint)["config"])["resolution"]
-    return ImageDataset(data, resolution)
+    resolution = checkpoint_config(read_state_file(checkpoint), checkpoint).get("resolution")
+    return ImageDataset(data, check_number(f"{checkpoint}: config resolution", resolution, 1, integer=True))
