@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from genbench.board_plot import fid_epochs_svg
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.results import load_results
+from genbench.sources import read_csv, spreadsheet_safe
+from genbench.validate import check_metric_value, check_text_cell
 
 KINDS = ("reported", "measured")
 TEXT_COLUMNS = ("name", "kind", "source", "model", "tokenizer", "epochs", "cfg", "notes")
@@ -34,7 +37,8 @@ DECIMALS = {"fid": 2, "sfid": 2, "rfid": 2, "is": 1, "precision": 2, "recall": 2
 LOWER_IS_BETTER = {"fid", "sfid", "kid", "cmmd", "rfid", "lpips"}
 HIGHER_IS_BETTER = {"is", "precision", "recall", "psnr", "ssim", "probe", "density", "coverage", "geneval",
                     "clip_score", "class_acc"}
-INTEGER_COLUMNS = {"latent_channels", "latent_dim"}  # sizes, shown as 256 rather than 256.000
+# sizes, shown as 256 rather than 256.000
+INTEGER_COLUMNS = {"latent_channels", "latent_dim", "latent_h", "latent_w", "resolution"}
 FORMATS = ("md", "csv", "html", "latex", "json")
 MEASURED_MARK = "†"
 LEGEND = (f"{MEASURED_MARK} measured: computed by genbench (a results file, or `tokenizers compare`). "
@@ -55,11 +59,7 @@ def read_board(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise GenbenchError(f"{path}: leaderboard not found (create it with `genbench leaderboard add`)")
-    try:
-        board = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise GenbenchError(f"{path}: not a readable leaderboard CSV ({error})") from error
-    return validate_board(board, path)
+    return validate_board(read_csv(path, "leaderboard", TEXT_COLUMNS), path)
 
 
 def validate_board(board: pd.DataFrame, path: str | Path) -> pd.DataFrame:
@@ -118,13 +118,20 @@ def results_row(results_path: str | Path, name: str | None = None) -> dict[str, 
                   f"{provenance.get('date')})",
     }
     row = {k: (None if v is None else str(v)) for k, v in row.items()}
-    return {**row, **document["metrics"]}
+    metrics = {key: check_metric_value(str(results_path), key, value, TEXT_COLUMNS)
+               for key, value in document["metrics"].items()}
+    return {**row, **metrics}
 
 
 def append_row(board_path: str | Path, row: dict[str, Any]) -> None:
     """Append one row. A lock file serialises writers and the board is replaced atomically, so several
     processes appending at once lose nothing and readers never see a half-written file."""
     board_path = Path(board_path)
+    for column in TEXT_COLUMNS:
+        if isinstance(row.get(column), str):
+            check_text_cell(f"row '{str(row.get('name'))[:40]}' for {board_path}", column, row[column])
+    if board_path.is_symlink():  # lock and replace the target, so the link and its other users see the row
+        board_path = Path(os.path.realpath(board_path))
     board_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{board_path}.lock"):
         board = read_board(board_path) if board_path.exists() else pd.DataFrame(columns=["name", "kind"])
@@ -132,7 +139,15 @@ def append_row(board_path: str | Path, row: dict[str, Any]) -> None:
         board = pd.concat([board, new], ignore_index=True) if len(board) else new
         board = board[_ordered(list(board.columns))]
         with atomic_write(board_path) as tmp:
-            board.to_csv(tmp, index=False)
+            to_csv(board, tmp)
+
+
+def to_csv(board: pd.DataFrame, path: str | Path | None = None) -> str | None:
+    """The board as CSV (to `path`, else returned), text cells made spreadsheet-safe."""
+    safe = board.copy()
+    for column in (c for c in TEXT_COLUMNS if c in safe.columns):
+        safe[column] = safe[column].map(spreadsheet_safe, na_action="ignore")
+    return safe.to_csv(path, index=False)
 
 
 def sort_board(board: pd.DataFrame, by: str | None) -> pd.DataFrame:
@@ -169,7 +184,8 @@ def display_rows(board: pd.DataFrame) -> list[list[str]]:
 def to_markdown(board: pd.DataFrame) -> str:
     header = "| " + " | ".join(board.columns) + " |"
     rule = "|" + "|".join("---:" if c not in TEXT_COLUMNS else "---" for c in board.columns) + "|"
-    body = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in display_rows(board)]
+    body = ["| " + " | ".join(" ".join(cell.splitlines()).replace("|", "\\|") for cell in row) + " |"
+            for row in display_rows(board)]
     return "\n".join([header, rule, *body, "", LEGEND]) + "\n"
 
 
@@ -271,7 +287,7 @@ def render(board: pd.DataFrame, fmt: str) -> str:
     """The board as text in one of FORMATS, columns in the canonical order."""
     board = board[_ordered(list(board.columns))]
     if fmt == "csv":
-        return board.to_csv(index=False)
+        return to_csv(board)
     renderers = {"md": to_markdown, "latex": to_latex, "json": to_json, "html": to_html}
     if fmt not in renderers:
         raise GenbenchError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
