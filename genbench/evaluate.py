@@ -22,6 +22,7 @@ from genbench.errors import GenbenchError
 from genbench.extractors import check_extractor_name
 from genbench.metrics.bootstrap import gaussian_of
 from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
+from genbench.metrics.kid import KID_SUBSET_SIZE, kid_subset_size
 from genbench.metrics.registry import METRICS, FeatureSide, Metric, Options
 from genbench.metrics.stats import FeatureStats
 from genbench.reference import GAUSSIAN_KEYS, ReferenceStats
@@ -460,6 +461,14 @@ def evaluate(
             f"({', '.join(f'{a} for {w}' for w, a in stand_ins.items())}): not comparable with numbers "
             "from the real ones"
         )
+    for request in requests:
+        if request.metric.name == "kid" and options.get("kid_subset_size") is None:
+            used = kid_subset_size(len(samples[request.runs_on].features("pool")),
+                                   len(ref_sides[request.runs_on].features("pool")))
+            provenance["metric_options"]["kid_subset_size"] = used
+            if used < KID_SUBSET_SIZE:
+                notes.append(f"KID on subsets of {used} rows (fewer than {KID_SUBSET_SIZE} on one side): "
+                             "compare only at equal subset sizes")
     if len(source) < FULL_SAMPLE_COUNT and any(r.metric.uses == "stats" for r in requests):
         notes.append(
             f"{len(source)} samples: FID is biased upwards below the {FULL_SAMPLE_COUNT:,} "

@@ -1,6 +1,10 @@
 """Kernel Inception Distance as torch-fidelity 0.4 computes it (metric_kid.py): polynomial kernel
 (x.y / d + 1)^3, unbiased MMD^2 on `num_subsets` pairs of random subsets of `subset_size` rows drawn
-without replacement by `np.random.RandomState(seed)` (fake subset first, then real), mean and std."""
+without replacement by `np.random.RandomState(seed)` (fake subset first, then real), mean and std.
+
+Without an explicit `subset_size`, subsets hold min(1000, fake rows, real rows), as clean-fid does
+(`kernel_distance`): torch-fidelity's 1000 whenever both sides have it, and a smaller run still gives a
+number (which is only comparable with others at the same subset size) instead of an error."""
 
 from __future__ import annotations
 
@@ -8,6 +12,14 @@ import numpy as np
 import torch
 
 ArrayLike = np.ndarray | torch.Tensor
+KID_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's subset size
+KID_SUBSETS = 100
+KID_SEED = 2020  # torch-fidelity's default seed
+
+
+def kid_subset_size(num_fake: int, num_real: int, requested: int | None = None) -> int:
+    """The subset size KID uses: `requested`, or min(KID_SUBSET_SIZE, num_fake, num_real)."""
+    return requested if requested is not None else min(KID_SUBSET_SIZE, num_fake, num_real)
 
 
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float = 1.0) -> float:
@@ -24,13 +36,16 @@ def polynomial_mmd2(x: np.ndarray, y: np.ndarray, degree: int = 3, coef0: float 
 
 
 def kernel_inception_distance(
-    fake: ArrayLike, real: ArrayLike, num_subsets: int = 100, subset_size: int = 1000, seed: int = 2020
+    fake: ArrayLike, real: ArrayLike, num_subsets: int = KID_SUBSETS, subset_size: int | None = None,
+    seed: int = KID_SEED,
 ) -> tuple[float, float]:
-    """(mean, std) of the subset MMD^2 estimates. fake [M, d], real [N, d], both >= subset_size rows."""
+    """(mean, std) of the subset MMD^2 estimates. fake [M, d], real [N, d], both >= subset_size rows
+    (default: see `kid_subset_size`)."""
     f = torch.as_tensor(fake).detach().cpu().float().numpy()
     r = torch.as_tensor(real).detach().cpu().float().numpy()
     if f.ndim != 2 or r.ndim != 2 or f.shape[1] != r.shape[1]:
         raise ValueError(f"KID needs [N, d] features of equal d, got {f.shape} and {r.shape}")
+    subset_size = kid_subset_size(len(f), len(r), subset_size)
     if min(len(f), len(r)) < subset_size:
         raise ValueError(
             f"KID subsets of {subset_size} need at least that many rows on each side, got {len(f)} fake "

@@ -15,7 +15,7 @@ import torch
 from .class_accuracy import class_accuracy, class_logits
 from .frechet import frechet_distance
 from .inception_score import inception_score
-from .kid import kernel_inception_distance
+from .kid import KID_SEED, KID_SUBSETS, kernel_inception_distance
 from .mmd import cmmd
 from .prdc import density_coverage
 from .precision_recall import precision_recall
@@ -91,8 +91,8 @@ def _kid(sample: FeatureSide, ref: FeatureSide | None, options: Options) -> dict
     assert ref is not None
     mean, std = kernel_inception_distance(
         sample.features("pool"), ref.features("pool"),
-        num_subsets=options.get("kid_subsets", 100), subset_size=options.get("kid_subset_size", 1000),
-        seed=options.get("seed", 2020),
+        num_subsets=options.get("kid_subsets", KID_SUBSETS), subset_size=options.get("kid_subset_size"),
+        seed=options.get("seed", KID_SEED),
     )
     return {"kid": mean, "kid_std": std}
 
@@ -125,7 +125,7 @@ METRICS: dict[str, Metric] = {
     "sfid": Metric("sfid", "spatial", "stats", True, lambda s, r, o: _fid(s, r, o, "spatial", "sfid")),
     "is": Metric("is", "logits", "rows", False, _is, lambda o: 1),
     "pr": Metric("pr", "pool", "rows", True, _pr, lambda o: o.get("pr_k", 3) + 1),
-    "kid": Metric("kid", "pool", "rows", True, _kid, lambda o: o.get("kid_subset_size", 1000)),
+    "kid": Metric("kid", "pool", "rows", True, _kid, lambda o: o.get("kid_subset_size") or 2),
     "cmmd": Metric("cmmd", "pool", "rows", True, _cmmd, extractor="clip"),
     "density_coverage": Metric(
         "density_coverage", "pool", "rows", True, _density_coverage, lambda o: o.get("dc_k", 5) + 1

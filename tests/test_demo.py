@@ -62,7 +62,7 @@ def test_shipped_reference_is_the_shapes_world_built_with_its_extractor():
 def test_eval_demo_at_reduced_count(tmp_path, capsys, monkeypatch):
     out = tmp_path / "results.json"
     code, stdout, _ = run_main(capsys, monkeypatch, "eval", "--model", "demo:repa", "--num", "40", "--steps",
-                               "4", "--metrics", "fid,is,pr", "--out", out)
+                               "4", "--metrics", "fid,is,pr,kid", "--out", out)
     assert code == 0, stdout
     results = load_results(out)
     assert results["provenance"]["extractor"] == "shapes"
@@ -70,6 +70,9 @@ def test_eval_demo_at_reduced_count(tmp_path, capsys, monkeypatch):
     assert results["provenance"]["sampling"]["num_steps"] == 4
     assert results["metrics"]["fid"] > 0 and 1 <= results["metrics"]["is"] <= 20
     assert "fid" in stdout
+    # 40 samples: KID's subsets shrink to 40 rows (clean-fid's rule), said in provenance and the note
+    assert results["provenance"]["metric_options"]["kid_subset_size"] == 40
+    assert "KID on subsets of 40 rows" in results["provenance"]["note"]
 
 
 @pytest.mark.slow

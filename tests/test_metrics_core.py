@@ -170,6 +170,16 @@ def test_kid_equals_torch_fidelity_on_same_features_and_seed():
     assert mean > 0.01  # a real shift is detected
 
 
+def test_kid_default_subset_is_clean_fids_min_of_1000_and_both_sides():
+    rng = np.random.default_rng(8)
+    fake, real = rng.standard_normal((40, 8)), rng.standard_normal((30, 8)) + 0.2
+    assert kernel_inception_distance(fake, real, num_subsets=5) == kernel_inception_distance(
+        fake, real, num_subsets=5, subset_size=30)
+    big, other = rng.standard_normal((1200, 8)), rng.standard_normal((1100, 8))
+    assert kernel_inception_distance(big, other, num_subsets=2) == kernel_inception_distance(
+        big, other, num_subsets=2, subset_size=1000)
+
+
 def test_kid_needs_enough_rows():
     with pytest.raises(ValueError, match="at least"):
         kernel_inception_distance(np.zeros((10, 4)), np.zeros((50, 4)), subset_size=20)

@@ -15,6 +15,7 @@ from genbench.evaluate import evaluate, init_distributed, local_device, plan_met
 from genbench.extractors import build_extractor, check_extractor_name
 from genbench.grid import grid_path, write_grid
 from genbench.io import check_output
+from genbench.metrics.kid import KID_SEED, KID_SUBSETS
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
 from genbench.results import write_results
@@ -109,9 +110,12 @@ def eval_command(
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N] "
                                             "(under torchrun each rank takes cuda:LOCAL_RANK)."),
     num_workers: int = typer.Option(0, min=0, help="DataLoader workers decoding images."),
-    kid_subset_size: int = typer.Option(1000, min=2, help="KID subset size (torch-fidelity's default 1000)."),
-    kid_subsets: int = typer.Option(100, min=1),
-    seed: int = typer.Option(2020, help="Seed of KID's subset draws (torch-fidelity's default)."),
+    kid_subset_size: int | None = typer.Option(
+        None, min=2, help="KID subset size [min(1000, samples, reference rows), as clean-fid; "
+        "torch-fidelity's "
+        "1000 whenever both sides have it]."),
+    kid_subsets: int = typer.Option(KID_SUBSETS, min=1),
+    seed: int = typer.Option(KID_SEED, help="Seed of KID's subset draws (torch-fidelity's default)."),
     out: Path | None = typer.Option(None, help="Results JSON to write."),
     grid: bool = typer.Option(True, "--grid/--no-grid", help="Write the first 64 samples as a PNG next to "
                               "--out (OUT.grid.png), or next to the samples drawn with --model."),
