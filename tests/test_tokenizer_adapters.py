@@ -5,6 +5,7 @@ SigLIP encoders; a ViT decoder whose file carries the release's key names, built
 decoder layers), the latent normalisations' round trips, registry resolution, and comparison rows."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,3 +403,30 @@ def test_two_torchrun_processes_give_the_rows_of_one(tmp_path, flux_dir):
     # Equal up to the order of float64 sums (statistics reduced over ranks, chunk sums added in order).
     for column in ("rfid", "psnr", "ssim", "probe", "z0_mean", "z15_std", "latent_norm_std"):
         assert b[column].iloc[0] == pytest.approx(a[column].iloc[0], rel=1e-7, abs=1e-10), column
+
+
+def test_the_published_board_cites_every_row_and_its_shapes_add_up(tmp_path, flux_dir):
+    from genbench.leaderboard import append_row, read_board
+
+    path = Path(__file__).parents[1] / "leaderboards" / "tokenizers_imagenet256.csv"
+    board = read_board(path)  # metric columns numeric, or read_board refuses the file
+    assert len(board) >= 8 and set(board["kind"]) == {"reported"}
+    assert board["source"].str.len().gt(10).all() and board["notes"].notna().all()
+    assert board[["rfid", "psnr", "ssim", "lpips"]].notna().any(axis=1).all()  # each row reports a number
+    dim = board["latent_channels"] * board["latent_h"] * board["latent_w"]
+    assert (board["latent_dim"] == dim).all()
+    np.testing.assert_allclose(board["compression"], 3 * board["resolution"] ** 2 / dim)
+    rae = board[board["name"].str.startswith("rae-")]
+    assert (rae["latent_channels"] == 768).all() and (rae["compression"] == 1.0).all()
+    # A measured row of `tokenizers compare` lands in the same columns.
+    copy = tmp_path / "board.csv"
+    copy.write_text(path.read_text())
+    images = _images(8, 32, seed=3)
+    table = compare_tokenizers([f"diffusers:{flux_dir}"], TensorSource(images.permute(0, 2, 3, 1).numpy()),
+                               None, None, "", CompareSettings(extractor="shapes", batch_size=8))
+    append_row(copy, table.to_dict("records")[0])
+    merged = read_board(copy)
+    assert len(merged) == len(board) + 1 and merged["kind"].iloc[-1] == "measured"
+    last = merged.iloc[-1]
+    assert (last["resolution"], last["latent_channels"], last["latent_h"]) == (32, 16, 16)
+    assert last["compression"] == 0.75
