@@ -79,23 +79,29 @@ def test_a_16_channel_shifted_autoencoderkl_matches_diffusers(flux_dir):
     assert adapter.family == "diffusers-kl" and "diffusion_pytorch_model.safetensors" in adapter.description
 
 
-def test_an_ldm_named_single_file_is_converted_by_diffusers_and_matches_genbenchs_vae(tmp_path):
+# SD's kl-f8 files have quant convs, FLUX's ae.safetensors has none.
+@pytest.mark.parametrize("quant_convs", [True, False])
+def test_an_ldm_named_single_file_is_converted_by_diffusers_and_matches_genbenchs_vae(tmp_path, quant_convs):
     """Two independent implementations: genbench's LDM AutoencoderKL and diffusers' (through its own
     single-file converter) must give the same latents and pixels from one LDM-format file."""
     from safetensors.torch import save_file
 
     torch.manual_seed(1)
     ours = GenbenchVAE(ch=32, ch_mult=(1, 1), z_channels=16, resolution=32, num_res_blocks=1, groups=8).eval()
-    save_file(ours.state_dict(), tmp_path / "ae.safetensors")
-    config = {"_class_name": "AutoencoderKL", **{k: list(v) if isinstance(v, tuple) else v
-                                                  for k, v in FLUX_LIKE.items()}}
+    state = {k: v for k, v in ours.state_dict().items() if quant_convs or "quant_conv" not in k}
+    save_file(state, tmp_path / "ae.safetensors")
+    config = {"_class_name": "AutoencoderKL", "use_quant_conv": quant_convs,
+              "use_post_quant_conv": quant_convs,
+              **{k: list(v) if isinstance(v, tuple) else v for k, v in FLUX_LIKE.items()}}
     (tmp_path / "config.json").write_text(json.dumps(config))
     adapter = load_diffusers_tokenizer(tmp_path / "ae.safetensors")
     x = _x(_images())
     with torch.no_grad():
+        moments = ours.encoder(x) if not quant_convs else ours.quant_conv(ours.encoder(x))
         z = adapter.encode(x)
-        torch.testing.assert_close(z, ours.encode(x).mean, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(adapter.decode(z), ours.decode(z), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(z, moments.chunk(2, dim=1)[0], rtol=1e-4, atol=1e-5)
+        pixels = ours.decoder(z) if not quant_convs else ours.decode(z)
+        torch.testing.assert_close(adapter.decode(z), pixels, rtol=1e-4, atol=1e-5)
 
 
 def test_latent_statistics_in_the_config_or_a_repae_stats_file_normalise_and_round_trip(tmp_path, flux_dir):
@@ -168,7 +174,11 @@ def _encoder(kind, input_size):
             transformers.Dinov2WithRegistersConfig(**common, patch_size=4, num_register_tokens=4))
     if kind == "mae":
         return transformers.ViTMAEModel(transformers.ViTMAEConfig(**common, patch_size=4, mask_ratio=0.0))
-    return transformers.SiglipVisionModel(transformers.SiglipVisionConfig(**common, patch_size=4))
+    # SigLIP-2 checkpoints hold the text tower too (SiglipModel); the encoder reads the vision tower of it.
+    vision = {**common, "patch_size": 4}
+    text = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                vocab_size=99)
+    return transformers.SiglipModel(transformers.SiglipConfig(text_config=text, vision_config=vision))
 
 
 # transformers 5 renamed ViT-MAE's attention/MLP modules; the release's file keeps the 4.x names it copied
@@ -224,8 +234,10 @@ def _reference_tokens(kind, folder, x01, input_size, mean, std):
     """The release's encode, written out: bicubic resize, normalise, run the encoder, final LayerNorm without
     its affine weights on the last layer's output, drop the prefix tokens."""
     model_class = {"dinov2": transformers.Dinov2WithRegistersModel, "mae": transformers.ViTMAEModel,
-                   "siglip2": transformers.SiglipVisionModel}[kind]
+                   "siglip2": transformers.SiglipModel}[kind]
     model = model_class.from_pretrained(folder).eval()
+    if kind == "siglip2":
+        model = model.vision_model
     x = F.interpolate(x01, size=(input_size, input_size), mode="bicubic", align_corners=False)
     x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     kwargs = {"output_hidden_states": True}
