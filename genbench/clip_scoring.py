@@ -6,7 +6,6 @@ and the mean per prompt."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from genbench.errors import GenbenchError
 from genbench.geneval.score import iter_images
 from genbench.metrics.clip_score import clip_score_per_pair
-from genbench.sources import decode_rgb
+from genbench.sources import decode_rgb, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -38,19 +37,8 @@ def pairs_file(path: str | Path) -> list[Pair]:
     """A jsonl of {"image": path, "prompt": text} per line (blank lines skipped); relative image paths are
     relative to the file's folder."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise GenbenchError(f"{path}: cannot read the pairs file ({error.strerror})") from error
     pairs = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise GenbenchError(f"{path}:{number}: not valid JSON ({error.msg}); fix or delete that line") \
-                from error
+    for number, record in read_jsonl(path, "pairs"):
         if not (isinstance(record, dict) and isinstance(record.get("image"), str)
                 and isinstance(record.get("prompt"), str)):
             raise GenbenchError(f"{path}:{number}: write {{\"image\": PATH, \"prompt\": TEXT}}")

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from genbench.errors import GenbenchError
 from genbench.metrics.probe import knn_accuracy, linear_probe, standardise
-from genbench.sources import FolderSource, SampleSource
+from genbench.sources import FolderSource, SampleSource, check_labels, read_npz, read_text
 
 SPEC_OPTIONS = {"sit": {"layer", "t"}, "vae": {"pool"}, "encoder": {"feature", "weights"}}
 SPEC_HELP = "sit:CKPT[:layer=L][:t=T], vae:TOKENIZER[:pool=K] or encoder:NAME[:feature=F][:weights=PATH]"
@@ -236,12 +236,7 @@ def extract_features(source: SampleSource, features: FeatureFn, batch_size: int 
 
 
 def _label_array(values: np.ndarray, count: int, where: str) -> np.ndarray:
-    values = np.asarray(values)
-    integers = np.issubdtype(values.dtype, np.integer)
-    if values.shape != (count,) or not integers or (count and values.min() < 0):
-        raise GenbenchError(f"{where}: expected {count} non-negative integer labels (one per image), found "
-                            f"{values.dtype} of shape {values.shape}; give one label per image")
-    return values.astype(np.int64)
+    return check_labels(where, np.asarray(values), count)
 
 
 def read_labels(data: Path, count: int, labels: Path | None = None,
@@ -256,17 +251,17 @@ def read_labels(data: Path, count: int, labels: Path | None = None,
             return read_labels(labels, count)
         try:
             if labels.suffix == ".npy":
-                values = np.load(labels)
+                values = np.load(labels, allow_pickle=False)
             else:
-                values = np.loadtxt(labels, dtype=np.int64, ndmin=1)
-        except ValueError as error:
+                values = np.loadtxt(read_text(labels, "labels").splitlines(), dtype=np.int64, ndmin=1)
+        except (ValueError, OSError, EOFError) as error:
             raise GenbenchError(f"{labels}: not a readable labels file ({error}); give .npy, .npz (arr_1) or "
                                 "one integer per line") from error
         return _label_array(values, count, str(labels))
     if data.suffix == ".npz":
-        with np.load(data) as archive:
-            if "arr_1" in archive:
-                return _label_array(archive["arr_1"], count, f"{data} (arr_1)")
+        archive = read_npz(data, "labels", optional=["arr_1"])
+        if "arr_1" in archive:
+            return _label_array(archive["arr_1"], count, f"{data} (arr_1)")
     elif data.is_dir():
         parts = [file.relative_to(data).parts for file in FolderSource(data).files]
         if all(len(p) >= 2 for p in parts):

@@ -21,6 +21,7 @@ import torch
 import genbench
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
+from genbench.sources import read_json
 
 SCHEMA_VERSION = 2
 
@@ -76,16 +77,12 @@ MIGRATIONS = {1: _migrate_v1}
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results file of any schema and return it in the current schema."""
     path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise GenbenchError(f"{path}: results file not found") from error
-    except (OSError, json.JSONDecodeError) as error:
-        raise GenbenchError(f"{path}: not a readable results JSON ({error})") from error
-    if not isinstance(document, dict):
-        raise GenbenchError(f"{path}: a results file holds a JSON object, found {type(document).__name__}")
+    document = read_json(path, "results", dict, "give a results JSON written by genbench (eval --out)")
     schema = document.get("schema", 1)
-    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise GenbenchError(f"{path}: results schema {schema!r} is not one genbench wrote (1 to "
+                            f"{SCHEMA_VERSION}); give a results file written by genbench")
+    if schema > SCHEMA_VERSION:
         raise GenbenchError(f"{path}: results schema {schema!r} is newer than this genbench understands "
                             f"({SCHEMA_VERSION}); upgrade genbench")
     while schema < SCHEMA_VERSION:

@@ -398,13 +398,17 @@ def read_text(path: str | Path, what: str, fix: str = "fix or replace it") -> st
             raise GenbenchError(f"{path}: {what} is larger than {MAX_TEXT_BYTES >> 20} MiB; {fix}")
         return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError as error:
-        raise GenbenchError(f"{path}: {what} not found; {fix}") from error
+        raise GenbenchError(f"{path}: {what} file not found; {fix}") from error
     except IsADirectoryError as error:
-        raise GenbenchError(f"{path}: is a folder, not a {what}; {fix}") from error
+        raise GenbenchError(f"{path}: is a folder, not a {what} file; {fix}") from error
     except OSError as error:
-        raise GenbenchError(f"{path}: cannot read the {what} ({error.strerror}); {fix}") from error
+        raise GenbenchError(f"{path}: cannot read the {what} file ({error.strerror}); {fix}") from error
     except UnicodeDecodeError as error:
-        raise GenbenchError(f"{path}: {what} is not UTF-8 text (byte {error.start}); {fix}") from error
+        raise GenbenchError(f"{path}: {what} file is not UTF-8 text (byte {error.start}); {fix}") from error
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
 
 
 def _json_depth(value: object) -> int:
@@ -417,17 +421,22 @@ def _json_depth(value: object) -> int:
 
 
 def parse_json(text: str, where: str, expect: type | tuple[type, ...] = dict,
-               fix: str = "fix or replace it") -> object:
-    """One JSON document of type `expect`, nested at most MAX_JSON_DEPTH deep; `where` names it in errors."""
+               fix: str = "fix or replace it", what: str | None = None) -> object:
+    """One JSON document of type `expect`, nested at most MAX_JSON_DEPTH deep; `where` (and `what` it is)
+    name it in errors."""
     try:
         value = json.loads(text)
     except RecursionError as error:
         raise GenbenchError(f"{where}: JSON nested too deeply to be a genbench file; {fix}") from error
     except ValueError as error:  # JSONDecodeError, and ints longer than Python converts
-        raise GenbenchError(f"{where}: not valid JSON ({str(error).splitlines()[0][:120]}); {fix}") from error
+        problem = f"not a readable {what} JSON" if what else "not valid JSON"
+        raise GenbenchError(f"{where}: {problem} ({str(error).splitlines()[0][:120]}); {fix}") from error
     if not isinstance(value, expect):
-        names = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
-        raise GenbenchError(f"{where}: holds a JSON {type(value).__name__}, expected a {names}; {fix}")
+        wanted = " or ".join(_JSON_NAMES.get(t, t.__name__) for t in
+                             (expect if isinstance(expect, tuple) else (expect,)))
+        found = _JSON_NAMES.get(type(value), type(value).__name__)
+        holds = f"a {what} file holds" if what else "must hold"
+        raise GenbenchError(f"{where}: {holds} a JSON {wanted}, found a JSON {found}; {fix}")
     if _json_depth(value) > MAX_JSON_DEPTH:
         raise GenbenchError(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; {fix}")
     return value
@@ -436,7 +445,7 @@ def parse_json(text: str, where: str, expect: type | tuple[type, ...] = dict,
 def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] = dict,
               fix: str = "fix or replace it") -> object:
     """A UTF-8 JSON file holding one value of type `expect` (see parse_json)."""
-    return parse_json(read_text(path, what, fix), str(path), expect, fix)
+    return parse_json(read_text(path, what, fix), str(path), expect, fix, what)
 
 
 def read_jsonl(path: str | Path, what: str, fix: str = "fix or delete that line") -> list[tuple[int, object]]:
@@ -535,3 +544,51 @@ def _weights_only_reason(error: Exception) -> str:
         return "the weights-only reader refused it"
     first = text.strip().splitlines()[0][:120] if text.strip() else ""
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+# Spreadsheets run a cell that starts with = + - @ (or a tab / carriage return) as a formula. Text cells
+# written to CSV get a leading apostrophe, as OWASP's CSV-injection advice and spreadsheet-safe writers do;
+# numbers (-1.5) stay numbers, and a cell that already starts with apostrophes before such a character gets
+# one more, so reading strips exactly one and every name round-trips.
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell as written to CSV: apostrophe-prefixed when a spreadsheet would run it as a formula."""
+    if isinstance(value, str) and _FORMULA_START.match(value) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _spreadsheet_text(value: object) -> object:
+    """The inverse of spreadsheet_safe."""
+    if isinstance(value, str) and value.startswith("'") and _FORMULA_START.match(value[1:]) \
+            and not _is_number(value[1:]):
+        return value[1:]
+    return value
+
+
+def read_csv(path: str | Path, what: str, text_columns: Sequence[str] = ()):
+    """A UTF-8 CSV as a pandas DataFrame; `text_columns` stay strings with spreadsheet_safe undone."""
+    import io
+
+    import pandas as pd
+
+    text = read_text(path, what)
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype={c: "string" for c in text_columns})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OverflowError) as error:
+        raise GenbenchError(f"{path}: not a readable {what} CSV ({str(error).splitlines()[0][:120]}); fix or "
+                            "replace it") from error
+    for column in text_columns:
+        if column in table.columns:
+            table[column] = table[column].map(_spreadsheet_text, na_action="ignore").astype("string")
+    return table

@@ -17,6 +17,7 @@ import numpy as np
 
 from genbench.errors import GenbenchError
 from genbench.io import write_text_atomic
+from genbench.sources import parse_json, read_text
 
 # COCO-80 in detector order, with GenEval's names at positions 64-66 (mouse, remote, keyboard).
 CLASSES = (
@@ -179,10 +180,9 @@ def validate_record(record) -> dict:
 
 def parse_record(line: str, where: str) -> dict:
     """One metadata line -> record; GenbenchError "<where>: <problem>" when malformed."""
+    record = parse_json(line, where, dict, "fix or delete that line")
     try:
-        return validate_record(json.loads(line))
-    except json.JSONDecodeError as error:
-        raise GenbenchError(f"{where}: not valid JSON ({error.msg}); fix or delete that line") from error
+        return validate_record(record)
     except ValueError as error:
         raise GenbenchError(f"{where}: {error}; fix or delete that line") from error
 
@@ -190,10 +190,7 @@ def parse_record(line: str, where: str) -> dict:
 def load_metadata(path: str | Path) -> list[dict]:
     """Read GenEval's `evaluation_metadata.jsonl` (blank lines skipped), validating every line."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise GenbenchError(f"{path}: cannot read prompt metadata ({error.strerror})") from error
+    lines = read_text(path, "prompt metadata", "give GenEval's evaluation_metadata.jsonl").splitlines()
     records = [parse_record(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
     if not records:
         raise GenbenchError(f"{path}: holds no prompts; give GenEval's evaluation_metadata.jsonl")

@@ -20,6 +20,7 @@ from genbench.geneval.detectors import Detector
 from genbench.geneval.prompts import TASKS, parse_record
 from genbench.geneval.rules import DEFAULT_RULES, Rules, evaluate, filter_detections
 from genbench.io import atomic_write
+from genbench.sources import open_image, read_text
 
 SAMPLE_NAME = re.compile(r"\d+\.png")
 
@@ -44,7 +45,7 @@ def iter_images(images_dir: str | Path, metadata: list[dict] | None = None) -> I
             if not path.is_file():
                 raise GenbenchError(f"{path}: missing; write it with `genbench geneval prompts` "
                                     "or pass --metadata")
-            record = parse_record(path.read_text().strip(), str(path))
+            record = parse_record(read_text(path, "prompt metadata").strip(), str(path))
         samples = folder / "samples"
         names = sorted(p.name for p in samples.iterdir()) if samples.is_dir() else []
         for name in names:
@@ -68,16 +69,20 @@ def score_image(image: Image.Image, metadata: dict, detector: Detector, colors: 
 
 def score_folder(images_dir: str | Path, detector: Detector, colors: ColorClassifier | None,
                  rules: Rules = DEFAULT_RULES, metadata: list[dict] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """GenEval records (filename, tag, prompt, correct, reason, metadata, details) for every image."""
-    items = list(iter_images(images_dir, metadata))
+                 progress: Callable[[int, int], None] | None = None,
+                 prompts: set[str] | None = None) -> list[dict]:
+    """GenEval records (filename, tag, prompt, correct, reason, metadata, details) for every image, or for
+    the images whose prompt text is in `prompts` (a subset such as held-out combinations)."""
+    items = [(path, record) for path, record in iter_images(images_dir, metadata)
+             if prompts is None or record["prompt"] in prompts]
     if not items:
-        raise GenbenchError(f"{images_dir}: no samples/<digits>.png images found")
+        subset = "" if prompts is None else f" of the {len(prompts)} given prompts"
+        raise GenbenchError(f"{images_dir}: no samples/<digits>.png images{subset} found")
     records = []
     for done, (path, record) in enumerate(items, 1):
         try:
-            image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-        except OSError as error:
+            image = ImageOps.exif_transpose(open_image(path)).convert("RGB")
+        except (OSError, SyntaxError, ValueError) as error:
             raise GenbenchError(f"{path}: not a readable PNG ({error}); regenerate or delete it") from error
         correct, reason, details = score_image(image, record, detector, colors, rules)
         records.append({"filename": str(path), "tag": record["tag"], "prompt": record["prompt"],

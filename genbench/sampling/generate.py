@@ -31,6 +31,7 @@ from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.sampling.labels import LABELINGS
 from genbench.sampling.samplers import euler_maruyama_sde, euler_ode
+from genbench.sources import read_json, read_npz
 from genbench.validate import check_number
 
 MANIFEST = "manifest.json"
@@ -142,11 +143,7 @@ def check_manifest(out_dir: Path, settings: SampleSettings) -> None:
     path = out_dir / MANIFEST
     wanted = settings.to_json()
     if path.exists():
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise GenbenchError(f"{path}: unreadable manifest ({error}); delete {out_dir} and start "
-                                "again") from error
+        found = read_json(path, "sampling manifest", dict, f"delete {out_dir} and start again")
         changed = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
         if changed:
             shown = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
@@ -209,10 +206,23 @@ def read_manifest(out_dir: Path) -> SampleSettings:
     path = out_dir / MANIFEST
     if not path.exists():
         raise GenbenchError(f"{path}: missing; {out_dir} is not a genbench sample directory")
-    values = json.loads(path.read_text())
-    values["latent_shape"] = tuple(values["latent_shape"])
-    values["guidance_interval"] = tuple(values["guidance_interval"])
-    return SampleSettings(**values)
+    values = read_json(path, "sampling manifest", dict, f"delete {out_dir} and sample again")
+    try:
+        values["latent_shape"] = tuple(values["latent_shape"])
+        values["guidance_interval"] = tuple(values["guidance_interval"])
+        return SampleSettings(**values)
+    except (KeyError, TypeError, ValueError) as error:
+        raise GenbenchError(f"{path}: not a sampling manifest genbench wrote ({type(error).__name__}: "
+                            f"{error}); delete {out_dir} and sample again") from error
+
+
+def _read_shard(out_dir: Path, shard: int) -> dict[str, np.ndarray]:
+    fix = "delete it and re-run the same sampling command to write it again"
+    data = read_npz(shard_path(out_dir, shard), "sample shard", ["images", "labels", "indices"], fix=fix)
+    if data["images"].dtype != np.uint8 or data["images"].ndim != 4:
+        raise GenbenchError(f"{shard_path(out_dir, shard)}: images are {data['images'].dtype} "
+                            f"{data['images'].shape}, not uint8 [n, H, W, 3]; {fix}")
+    return data
 
 
 def assemble(out_dir: str | Path, out_npz: str | Path) -> Path:
@@ -227,8 +237,7 @@ def assemble(out_dir: str | Path, out_npz: str | Path) -> Path:
         raise GenbenchError(f"{out_dir}: {len(missing)} of {settings.num_shards} shards missing (first: "
                             f"{shard_path(out_dir, missing[0]).name}); re-run the same sampling command to "
                             "finish them")
-    with np.load(shard_path(out_dir, 0)) as first:
-        height, width = first["images"].shape[1:3]
+    height, width = _read_shard(out_dir, 0)["images"].shape[1:3]
     shape = (settings.num_samples, height, width, 3)
     labels = np.empty(settings.num_samples, dtype=np.int64)
     with atomic_write(out_npz, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
@@ -237,15 +246,15 @@ def assemble(out_dir: str | Path, out_npz: str | Path) -> Path:
                       "shape": shape}
             np.lib.format.write_array_header_1_0(stream, header)
             for shard in range(settings.num_shards):
-                with np.load(shard_path(out_dir, shard)) as data:
-                    indices = settings.shard_indices(shard)
-                    if not np.array_equal(data["indices"], np.asarray(indices)) or \
-                            data["images"].shape[1:] != shape[1:]:
-                        raise GenbenchError(f"{shard_path(out_dir, shard)}: does not hold indices "
-                                            f"{indices.start}..{indices.stop - 1} at {height}x{width}; "
-                                            "delete it and re-run sampling")
-                    stream.write(np.ascontiguousarray(data["images"]).tobytes())
-                    labels[indices.start: indices.stop] = data["labels"]
+                data = _read_shard(out_dir, shard)
+                indices = settings.shard_indices(shard)
+                if not np.array_equal(data["indices"], np.asarray(indices)) or \
+                        data["images"].shape[1:] != shape[1:]:
+                    raise GenbenchError(f"{shard_path(out_dir, shard)}: does not hold indices "
+                                        f"{indices.start}..{indices.stop - 1} at {height}x{width}; "
+                                        "delete it and re-run sampling")
+                stream.write(np.ascontiguousarray(data["images"]).tobytes())
+                labels[indices.start: indices.stop] = data["labels"]
         with archive.open("arr_1.npy", "w", force_zip64=True) as stream:
             np.lib.format.write_array(stream, labels)
     return out_npz
