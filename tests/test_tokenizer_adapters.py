@@ -442,3 +442,26 @@ def test_the_published_board_cites_every_row_and_its_shapes_add_up(tmp_path, flu
     last = merged.iloc[-1]
     assert (last["resolution"], last["latent_channels"], last["latent_h"]) == (32, 16, 16)
     assert last["compression"] == 0.75
+
+
+def test_a_registered_name_is_fetched_through_the_fetcher_and_checked_afterwards(tmp_path, flux_dir,
+                                                                                 monkeypatch):
+    """`--vae sd-vae-ft-ema` on a machine without the files: fetched (here from a file:// mirror laid out as
+    the cache, which GENBENCH_OFFLINE still allows), digests recorded, a changed file refused later."""
+    mirror = tmp_path / "mirror" / "tokenizers" / "sd-vae-ft-ema"
+    mirror.mkdir(parents=True)
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        (mirror / name).write_bytes((flux_dir / name).read_bytes())
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENBENCH_OFFLINE", "1")
+    monkeypatch.setenv("GENBENCH_MIRROR", (tmp_path / "mirror").as_uri())
+    tokenizer = load_tokenizer("sd-vae-ft-ema")
+    cached = tmp_path / "cache" / "tokenizers" / "sd-vae-ft-ema"
+    assert (cached / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (flux_dir / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert tokenizer.adapter.family == "diffusers-kl"
+    assert len(list((tmp_path / "cache" / "records").glob("tokenizer-sd-vae-ft-ema-*.json"))) == 2
+    with open(cached / "config.json", "a") as handle:
+        handle.write(" ")
+    with pytest.raises(GenbenchError, match="changed since it was first used"):
+        load_tokenizer("sd-vae-ft-ema")
