@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_main
@@ -18,6 +19,7 @@ from test_official_checkpoints import TINY_XL, C, official_sit_state
 
 from genbench import fetch as fetcher
 from genbench.errors import GenbenchError
+from genbench.io import package_file
 from genbench.models.official import (
     GENERIC_SAMPLING,
     load_model,
@@ -26,6 +28,7 @@ from genbench.models.official import (
     sampling_settings,
 )
 from genbench.models.vae import build_vae
+from genbench.results import load_results
 from genbench.worlds.demo import model_path
 
 TINY_VAE = dict(ch=8, ch_mult=(1, 2, 2), groups=4, num_res_blocks=1, resolution=32)
@@ -112,7 +115,7 @@ def test_registered_model_settings_and_unknown_names(official):
     model = registered_model("tiny-sit")
     assert model.sampling == SAMPLING and model.file_names == ["sit-ckpt", "sit-vae", "sit-stats"]
     assert registered_model("nope") is None
-    with pytest.raises(GenbenchError, match="no such checkpoint file.*genbench models list"):
+    with pytest.raises(GenbenchError, match="nope: checkpoint not found.*genbench models list"):
         load_model("nope")
 
 
@@ -152,3 +155,40 @@ def test_sampling_settings_come_from_the_paper_unless_an_option_overrides_them(o
     checkpoint.write_bytes(b"")
     assert sampling_settings(checkpoint) == {**GENERIC_SAMPLING, "guidance_interval": (0.0, 1.0)}
     assert sampling_settings(checkpoint, sampler="ode")["sampler"] == "ode"
+
+
+def test_eval_by_name_fetches_model_and_reference_and_samples_with_the_paper_settings(official, tmp_path,
+                                                                                       capsys, monkeypatch):
+    """`genbench eval --model NAME --ref SET` in one command: checkpoint and reference set come from the
+    loopback server; the sampler, CFG scale and interval are the registry's (steps overridden here)."""
+    server, _ = official
+    reference = package_file("genbench.reference_stats", "shapes32.npz").read_bytes()
+    server.files["/refs/tiny-ref.npz"] = reference
+    registry = tmp_path / "registry.json"
+    content = json.loads(registry.read_text())
+    content["reference_sets"]["tiny-ref"] = {"url": server.url("/refs/tiny-ref.npz"),
+                                             "sha256": hashlib.sha256(reference).hexdigest()}
+    registry.write_text(json.dumps(content))
+    out = tmp_path / "results.json"
+    code, stdout, err = run_main(capsys, monkeypatch, "eval", "--model", "tiny-repae", "--ref", "tiny-ref",
+                                 "--extractor", "shapes", "--metrics", "fid", "--num", "20", "--steps", "2",
+                                 "--device", "cpu", "--no-grid", "--out", out)
+    assert code == 0, err
+    results = load_results(out)
+    sampling = results["provenance"]["sampling"]
+    paper = (sampling["sampler"], sampling["cfg_scale"], sampling["guidance_interval"])
+    assert paper == ("ode", 1.5, [0.0, 0.7])
+    assert sampling["num_steps"] == 2 and sampling["num_samples"] == 20
+    assert "official:tiny-repae" in sampling["model"]
+    assert np.isfinite(results["metrics"]["fid"])
+    assert sorted(p for p, _ in server.requests) == ["/hub/repae-ckpt.pt", "/refs/tiny-ref.npz"]
+    assert (tmp_path / "cache" / "reference" / "tiny-ref.npz").read_bytes() == reference
+
+    # the same name samples with `genbench sample` (an option overrides the paper's sampler)
+    code, _, err = run_main(capsys, monkeypatch, "sample", "--model", "tiny-repae", "--num", "4", "--steps",
+                            "2", "--sampler", "sde", "--device", "cpu", "--no-grid", "--out",
+                            tmp_path / "s.npz")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "s.shards" / "manifest.json").read_text())
+    assert manifest["sampler"] == "sde" and manifest["cfg_scale"] == 1.5
+    assert len(server.requests) == 2  # the cached checkpoint was used

@@ -84,7 +84,8 @@ class InceptionFeatures(nn.Module):
         if wrong:
             raise GenbenchError(
                 f"{path}: not Inception-v3 weights in torch-fidelity's format ({len(wrong)} missing, "
-                f"unexpected or misshapen keys, e.g. {wrong[0]}); download {INCEPTION_WEIGHTS.url}"
+                f"unexpected or misshapen keys, e.g. {wrong[0]}); delete it to fetch the registered file "
+                f"{INCEPTION_WEIGHTS} again, or pass torch-fidelity's weights with --weights"
             )
         return cls(path, sha256_file(path), channels_last, precision)
 

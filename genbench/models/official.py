@@ -357,8 +357,8 @@ def load_model(model: str | Path, official: str | None = None, vae: str | Path |
         return dataclasses.replace(loaded, path=files["checkpoint"])
     path = model_path(model)
     if not path.is_file():
-        raise GenbenchError(f"{path}: no such checkpoint file; give a genbench checkpoint, demo[:sit|:repa|"
-                            f":repae] or an official model name (`genbench models list`)")
+        raise GenbenchError(f"{path}: checkpoint not found; give a genbench checkpoint, demo[:sit|:repa|"
+                            ":repae] or an official model name (`genbench models list`)")
     if official is not None:
         return dataclasses.replace(load_official_model(official, path, vae, latents_stats), path=path)
     if vae is not None or latents_stats is not None:
