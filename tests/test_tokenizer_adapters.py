@@ -465,3 +465,25 @@ def test_a_registered_name_is_fetched_through_the_fetcher_and_checked_afterwards
         handle.write(" ")
     with pytest.raises(GenbenchError, match="changed since it was first used"):
         load_tokenizer("sd-vae-ft-ema")
+
+
+def test_genbench_imports_and_compares_without_diffusers_or_transformers(tmp_path, flux_dir):
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+sys.modules["diffusers"] = None  # importing either now raises ImportError
+sys.modules["transformers"] = None
+import genbench.tokenizers, genbench.cli.commands
+from genbench.errors import GenbenchError
+from genbench.tokenizers import load_tokenizer
+try:
+    load_tokenizer("diffusers:{flux_dir}")
+except GenbenchError as error:
+    print("ERROR", error)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "ERROR this tokenizer needs diffusers; pip install" in result.stdout

@@ -277,7 +277,10 @@ class RepresentationEncoder(nn.Module):
 
 def load_encoder_model(kind: str, folder: str | Path) -> nn.Module:
     """A transformers model saved in `folder` (config.json + weights), read locally only."""
-    import transformers
+    try:
+        import transformers
+    except ImportError as error:
+        raise GenbenchError("RAE tokenizers need transformers; pip install transformers") from error
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
