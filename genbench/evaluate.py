@@ -92,9 +92,9 @@ def rank_slice(count: int, rank: int, world_size: int) -> range:
 
 
 def _gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """All ranks' kept rows, put back into sample order."""
+    """All ranks' kept rows, put back into sample order (one process: already in order, not copied)."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
-        return rows[torch.argsort(index)]
+        return rows
     gathered: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, (rows.cpu(), index.cpu()))
     all_rows = torch.cat([r for r, _ in gathered])  # type: ignore[misc]
@@ -121,8 +121,8 @@ def extract(
     rank, world_size = init_distributed(device)
     indices = rank_slice(len(source), rank, world_size)
     out = ExtractedFeatures(stats={name: FeatureStats(extractor.feature_dims[name]) for name in stats_for})
-    kept: dict[str, list[torch.Tensor]] = {name: [] for name in rows_for}
-    kept_index: list[torch.Tensor] = []
+    # Rows go straight to their place: one copy in memory, never a list of batches plus its concatenation.
+    kept = {name: torch.empty(len(indices), extractor.feature_dims[name]) for name in rows_for}
     start = time.perf_counter()
     extractor.eval().to(device)
     with torch.inference_mode():
@@ -138,16 +138,13 @@ def extract(
                 if name in out.stats:
                     out.stats[name].update(feats)
                 if name in kept:
-                    kept[name].append(feats.float().cpu())
-            kept_index.append(index.cpu())
+                    kept[name][index - indices.start] = feats.float().cpu()
             if progress is not None:
                 progress(len(index))
     for stats in out.stats.values():
         stats.all_reduce()
-    index_all = torch.cat(kept_index) if kept_index else torch.zeros(0, dtype=torch.long)
-    for name, chunks in kept.items():
-        rows = torch.cat(chunks) if chunks else torch.zeros(0, extractor.feature_dims[name])
-        out.rows[name] = _gather_rows(rows, index_all)
+    for name, rows in kept.items():
+        out.rows[name] = _gather_rows(rows, torch.arange(indices.start, indices.stop))
     out.count = len(source)
     out.seconds = time.perf_counter() - start
     return out

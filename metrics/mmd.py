@@ -23,11 +23,13 @@ CMMD_SCALE = 1000.0
 def _kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, block_size: int) -> float:
     """sum_ij exp(-gamma |a_i - b_j|^2) in float64."""
     total = 0.0
-    b_norms = (b * b).sum(dim=1)
     for start in range(0, a.shape[0], block_size):
         rows = a[start : start + block_size]
-        squared = ((rows * rows).sum(dim=1, keepdim=True) - 2 * rows @ b.T + b_norms).clamp(min=0)
-        total += float(torch.exp(-gamma * squared).sum())
+        row_norms = (rows * rows).sum(dim=1, keepdim=True)
+        for c in range(0, b.shape[0], block_size):  # row x column blocks: memory O(block^2), not O(block N)
+            columns = b[c : c + block_size]
+            squared = (row_norms - 2 * rows @ columns.T + (columns * columns).sum(dim=1)).clamp(min=0)
+            total += float(torch.exp(-gamma * squared).sum())
     return total
 
 
