@@ -313,6 +313,23 @@ def _std(total_sum, total_sq, count: float):
     return mean, np.sqrt(np.maximum(total_sq / count - mean**2, 0.0) * count / max(count - 1, 1))
 
 
+def _check_work_manifest(work_dir: Path, wanted: dict) -> None:
+    """Record what a work folder holds, or check that a folder being resumed holds the same run (as
+    `genbench sample` checks its manifest): other images, weights or settings are an error, not a mix."""
+    from genbench.io import write_text_atomic
+
+    path = work_dir / "manifest.json"
+    if path.is_file():
+        found = json.loads(path.read_text())
+        changed = {key: (found.get(key), value) for key, value in wanted.items() if found.get(key) != value}
+        if changed:
+            shown = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+            raise GenbenchError(f"{path}: this work folder holds another comparison ({shown}); give another "
+                                "--work-dir or delete this one")
+        return
+    write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True))  # every rank writes the same bytes
+
+
 def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batch_size: int = 64,
                 device: str = "cpu", probe_pool: int = 0, lpips: LPIPS | None = None,
                 keep_latents: bool = True, chunk_images: int = CHUNK_IMAGES) -> Reconstruction:
@@ -332,6 +349,10 @@ def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batc
                             f"{height}x{width} ones ({source.description}); give images of the size it "
                             "was made for (e.g. 256x256 for the registered ImageNet tokenizers)")
     probe_dim = pooled_latents(blank, probe_pool).shape[1]
+    _check_work_manifest(work_dir, {
+        "tokenizer": tokenizer.description, "images": source.description, "count": n, "size": [height, width],
+        "chunk_images": chunk_images, "probe_pool": probe_pool, "probe_rows": keep_latents,
+        "lpips": lpips.source if lpips is not None else None})
     if rank == 0:
         _open_map(work_dir / "reconstructions.npy", (n, height, width, 3), np.uint8, create=True)
         if keep_latents:

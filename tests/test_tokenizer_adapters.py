@@ -385,6 +385,11 @@ def test_reconstruct_resumes_a_missing_chunk_only(tmp_path, flux_dir):
     assert sum(calls) == 1 + 4  # the shape probe, then the four images of chunk 1
     np.testing.assert_array_equal(np.array(second.images), saved)
     assert second.psnr == pytest.approx(first.psnr, rel=1e-12)
+    other = TensorSource(_images(10, 32, seed=8).permute(0, 2, 3, 1).numpy(), "other images")
+    with pytest.raises(GenbenchError, match="holds another comparison .*images: 'random images' -> 'other"):
+        reconstruct(tokenizer, other, tmp_path, batch_size=3, chunk_images=4)
+    with pytest.raises(GenbenchError, match="chunk_images: 4 -> 5"):
+        reconstruct(tokenizer, source, tmp_path, batch_size=3, chunk_images=5)
 
 
 @pytest.mark.slow
