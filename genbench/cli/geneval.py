@@ -30,12 +30,20 @@ def prompts_command(
     per_task: int = typer.Option(100, min=1, help="Draws per task (single_object takes every class)."),
     world: str = typer.Option("coco", help="coco (GenEval's 80 classes) or shapes (the miniature world)."),
     metadata: Path | None = typer.Option(None, help="Use GenEval's evaluation_metadata.jsonl instead."),
+    split: str = typer.Option("all", help="all | held-out | seen: the prompts whose combinations the shapes "
+                                          "text-to-image model never saw in training, or the others."),
 ) -> None:
     """Write a prompt suite (4 images per prompt go in <NNNNN>/samples/0000.png ... 0003.png)."""
     from genbench.geneval.prompts import IMAGES_PER_PROMPT, write_suite
 
     check_output(out, folder=True)
     records = _suite(metadata, seed, per_task, world)
+    if split != "all":
+        from genbench.geneval.t2i import held_out
+
+        if split not in ("held-out", "seen"):
+            raise GenbenchError(f"--split {split}: choose all, held-out or seen")
+        records = [r for r in records if held_out(r) == (split == "held-out")]
     write_suite(records, out)
     Console().print(f"{len(records)} prompts x {IMAGES_PER_PROMPT} images -> {out}", highlight=False)
 
@@ -56,9 +64,9 @@ def _suite(metadata: Path | None, seed: int, per_task: int, world: str) -> list[
 
 @geneval_app.command("generate")
 def generate_command(
-    model: str = typer.Option("demo", help="demo[:sit|:repa|:repae], a genbench checkpoint of the shapes "
-                                          "world, or `world` (the world's own scene of every prompt, 64 px: "
-                                          "the checks' ceiling)."),
+    model: str = typer.Option("demo", help="demo[:sit|:repa|:repae], demo-t2i (the text-to-image model), a "
+                                          "genbench checkpoint of the shapes world, or `world` (the world's "
+                                          "own scene of every prompt, 64 px: the checks' ceiling)."),
     out: Path = typer.Option(..., help="Folder for GenEval's <NNNNN>/metadata.jsonl + samples/ layout."),
     metadata: Path | None = typer.Option(None, help="Prompt suite (evaluation_metadata.jsonl); default: "
                                                     "the shapes suite of --prompt-seed."),
@@ -72,9 +80,10 @@ def generate_command(
     batch_size: int = typer.Option(64, min=1, help="Images per forward pass (does not change them)."),
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
 ) -> None:
-    """Sample the prompts into GenEval's layout: `world` draws every prompt; a class-conditional model
-    samples each prompt a class label can express (single object, colour) and lists the others with the
-    reason in OUT/skipped.jsonl. Resumes: existing images are kept."""
+    """Sample the prompts into GenEval's layout: `world` and a text-to-image model draw every prompt (CFG
+    against the null caption); a class-conditional model samples each prompt a class label can express
+    (single object, colour) and lists the others with the reason in OUT/skipped.jsonl. Resumes: existing
+    images are kept."""
     from genbench.cli.progress import progress_bar
     from genbench.geneval.generate import (
         SKIPPED,
@@ -91,18 +100,18 @@ def generate_command(
     world = ShapesWorld(32)
     records = _suite(metadata, prompt_seed, per_task, "shapes")
     if model == "world":
+        sample_images = world_scene_sampler(ShapesWorld(SUITE_RESOLUTION), seed)
+        described, prompt_driven = f"shapes world (ground-truth scenes, {SUITE_RESOLUTION} px)", True
+    else:
+        sample_images, described, prompt_driven = _model_sampler(model, world.num_classes, sampler, steps,
+                                                                 cfg_scale, seed, device)
+    if prompt_driven:
         plan = plan_every_prompt(records, images_per_prompt)
     else:
         plan = plan_prompts(records, world.class_names, images_per_prompt, seed)
     if not plan.sampled:
         raise GenbenchError(f"{metadata or 'the prompt suite'}: no prompt maps to a class of the shapes "
                             "world (one object of a shape kind, a world colour or none)")
-    if model == "world":
-        sample_images = world_scene_sampler(ShapesWorld(SUITE_RESOLUTION), seed)
-        described = f"shapes world (ground-truth scenes, {SUITE_RESOLUTION} px)"
-    else:
-        sample_images, described = _model_sampler(model, world.num_classes, sampler, steps, cfg_scale, seed,
-                                                  device)
     total = sum(len(labels) for _, labels in plan.sampled)
     with progress_bar("geneval images", total) as advance:
         written = generate_geneval_images(sample_images, plan, out, batch_size, advance)
@@ -121,28 +130,33 @@ def generate_command(
 
 def _model_sampler(model: str, num_classes: int, sampler: str, steps: int, cfg_scale: float, seed: int,
                    device: str):
-    """(image sampler, checkpoint path) for a demo name or genbench checkpoint of the shapes world."""
+    """(image sampler, checkpoint path, whether it reads prompts) for a demo name or genbench checkpoint of
+    the shapes world: a caption-conditioned TextSiT samples prompt records, a class-conditional SiT labels."""
     from genbench.evaluate import local_device
     from genbench.geneval.generate import model_sampler
+    from genbench.geneval.t2i import resolve_t2i_model, text_model_sampler
     from genbench.models import load_model_checkpoint
+    from genbench.models.text import TextSiT
     from genbench.sampling.generate import SampleSettings
     from genbench.worlds.demo import model_path
 
-    path = model_path(model)
+    path = resolve_t2i_model(model) if model == "demo-t2i" else model_path(model)
     if not path.is_file():
         raise GenbenchError(f"{path}: no such checkpoint file; pass --model demo, a checkpoint or world")
     loaded = load_model_checkpoint(path)
     if loaded.vae is None:
         raise GenbenchError(f"{path}: its config names no VAE to decode with")
-    if loaded.sit.num_classes != num_classes:
+    text = isinstance(loaded.sit, TextSiT)
+    if not text and loaded.sit.num_classes != num_classes:
         raise GenbenchError(f"{path}: the model has {loaded.sit.num_classes} classes, the shapes world "
                             f"{num_classes}; geneval generate needs a model of the shapes world")
     device = local_device(device)
     sit, size = loaded.sit.to(device), loaded.sit.grid_size * loaded.sit.patch_size
     settings = SampleSettings(num_samples=1, latent_shape=(sit.in_channels, size, size),
-                              num_classes=num_classes, sampler=sampler, num_steps=steps, cfg_scale=cfg_scale,
-                              seed=seed)
-    return model_sampler(sit, loaded.vae.to(device), settings, device), str(path)
+                              num_classes=sit.num_classes, sampler=sampler, num_steps=steps,
+                              cfg_scale=cfg_scale, seed=seed)
+    build = text_model_sampler if text else model_sampler
+    return build(sit, loaded.vae.to(device), settings, device), str(path), text
 
 
 def _build_checks(detector: str, weights: Path | None, clip_weights: Path | None, device: str):
@@ -163,17 +177,37 @@ def _build_checks(detector: str, weights: Path | None, clip_weights: Path | None
     return found, load_clip_color_classifier(clip_weights, device)
 
 
-def print_summary(summary: dict, detector: str) -> None:
+def print_summary(summary: dict, detector: str, intervals: dict | None = None,
+                  failures: dict | None = None) -> None:
+    """GenEval's summary table (+ 95% prompt-bootstrap intervals), then the failed images by kind."""
+    intervals, failures = intervals or {}, failures or {}
     table = Table(title=f"GenEval ({detector} detector)")
-    for column, justify in (("task", "left"), ("score", "right"), ("correct / images", "right")):
-        table.add_column(column, justify=justify)
+    table.add_column("task", no_wrap=True)
+    table.add_column("score", justify="right")
+    if intervals:
+        table.add_column("95% interval", justify="right", no_wrap=True)
+    table.add_column("correct / images", justify="right")
+
+    def interval(key: str) -> list[str]:
+        return [f"[{intervals[key][0]:.3f}, {intervals[key][1]:.3f}]"] if intervals else []
     for tag, task in summary["tasks"].items():
-        table.add_row(tag, f"{task['score']:.2%}", f"{task['correct']} / {task['images']}")
-    table.add_row("overall (mean of tasks)", f"{summary['overall']:.5f}", "", style="bold")
-    table.add_row("correct images", f"{summary['correct_images']:.2%}", str(summary["images"]))
-    table.add_row("correct prompts", f"{summary['correct_prompts']:.2%}", str(summary["prompts"]))
+        table.add_row(tag, f"{task['score']:.2%}", *interval(tag), f"{task['correct']} / {task['images']}")
+    table.add_row("overall (mean of tasks)", f"{summary['overall']:.5f}", *interval("overall"), "",
+                  style="bold")
+    blank = [""] if intervals else []
+    table.add_row("correct images", f"{summary['correct_images']:.2%}", *blank, str(summary["images"]))
+    table.add_row("correct prompts", f"{summary['correct_prompts']:.2%}", *blank, str(summary["prompts"]))
+    if failures:
+        failed = Table(title="failed images by kind of the first failed clause")
+        failed.add_column("task", no_wrap=True)
+        failed.add_column("kinds")
+        for tag, kinds in failures.items():
+            ranked = sorted(kinds.items(), key=lambda kv: -kv[1])
+            failed.add_row(tag, ", ".join(f"{kind} {n}" for kind, n in ranked))
     console = Console()
     console.print(table)
+    if failures:
+        console.print(failed)
     if summary["missing_tasks"]:
         console.print(f"[yellow]note:[/] no images for {', '.join(summary['missing_tasks'])}; "
                       "overall is the mean of the tasks present")
@@ -194,11 +228,25 @@ def score_command(
     max_objects: int = typer.Option(16, min=1, help="At most this many objects per class."),
     max_overlap: float = typer.Option(1.0, help="Per-class NMS IoU; 1 turns NMS off (GenEval's default)."),
     position_threshold: float = typer.Option(0.1, help="Relation margin, fraction of summed box sizes."),
+    bootstrap: int = typer.Option(1000, min=0, help="Resamples of the prompts (within each task) for 95% "
+                                                   "intervals, KEY_ci_low / KEY_ci_high; 0 = off."),
+    bootstrap_seed: int = typer.Option(0, help="Seed of the bootstrap resamples."),
+    prompts: Path | None = typer.Option(None, help="Score only the images whose prompt is in this "
+                                                   "evaluation_metadata.jsonl (a subset, e.g. held-out "
+                                                   "combinations from `geneval prompts --split`)."),
 ) -> None:
-    """Score every image with GenEval's rules; print the per-task table; write results.jsonl and a JSON."""
+    """Score every image with GenEval's rules; print the per-task table (with prompt-bootstrap intervals and
+    the failed images by kind of failure); write results.jsonl and a results JSON."""
     from genbench.geneval.prompts import load_metadata
     from genbench.geneval.rules import Rules
-    from genbench.geneval.score import iter_images, score_folder, summarize, write_results_jsonl
+    from genbench.geneval.score import (
+        failure_reasons,
+        iter_images,
+        prompt_bootstrap,
+        score_folder,
+        summarize,
+        write_results_jsonl,
+    )
     from genbench.results import write_results
 
     results = results if results is not None else out.with_suffix(".json")
@@ -208,23 +256,33 @@ def score_command(
     check_output(results, "--results")
     rules = Rules(threshold, counting_threshold, max_objects, max_overlap, position_threshold)
     records_in = load_metadata(metadata) if metadata is not None else None
-    total = sum(1 for _ in iter_images(images_dir, records_in))
+    subset = {r["prompt"] for r in load_metadata(prompts)} if prompts is not None else None
+    total = sum(1 for _, r in iter_images(images_dir, records_in) if subset is None or r["prompt"] in subset)
     from genbench.evaluate import local_device
 
     found, colors = _build_checks(detector, weights, clip_weights, local_device(device))
     with progress_bar("geneval", total) as advance:
-        records = score_folder(images_dir, found, colors, rules, records_in, lambda done, n: advance(1))
+        records = score_folder(images_dir, found, colors, rules, records_in, lambda done, n: advance(1),
+                               subset)
     write_results_jsonl(records, out)
     summary = summarize(records)
-    print_summary(summary, detector)
+    intervals = prompt_bootstrap(records, bootstrap, seed=bootstrap_seed) if bootstrap else {}
+    failures = failure_reasons(records)
+    print_summary(summary, detector, intervals, failures)
     metrics = {"geneval_overall": summary["overall"],
                **{f"geneval_{tag}": task["score"] for tag, task in summary["tasks"].items()},
                "geneval_correct_images": summary["correct_images"],
                "geneval_correct_prompts": summary["correct_prompts"]}
+    for key, (low, high) in intervals.items():
+        metrics |= {f"geneval_{key}_ci_low": low, f"geneval_{key}_ci_high": high}
     provenance = {"num_samples": summary["images"],
                   "geneval": {"detector": detector, "rules": asdict(rules), "prompts": summary["prompts"],
                               "images_dir": str(images_dir), "results_jsonl": str(out),
-                              "missing_tasks": summary["missing_tasks"]}}
+                              "prompt_subset": str(prompts) if prompts is not None else None,
+                              "missing_tasks": summary["missing_tasks"], "failures": failures,
+                              "bootstrap": {"resamples": bootstrap, "confidence": 0.95,
+                                            "seed": bootstrap_seed,
+                                            "unit": "prompts, resampled within each task"}}}
     generation = images_dir / "generation.json"  # written by `genbench geneval generate`
     if generation.is_file():
         provenance["geneval"]["generation"] = json.loads(generation.read_text())

@@ -283,8 +283,19 @@ SIT_CONFIGS["SiT-M/2"] = dict(depth=4, hidden_size=96, num_heads=4, patch_size=2
                               projector_dim=256)
 
 
+# Caption-conditioned SiTs (genbench.models.text.TextSiT): any config with a `text_attention` override.
+SIT_CONFIGS["TextSiT-T/2"] = dict(SIT_CONFIGS["SiT-T/2"], text_attention="cross")
+SIT_CONFIGS["TextSiT-M/2"] = dict(SIT_CONFIGS["SiT-M/2"], text_attention="cross")
+
+
 def build_sit(name: str, **overrides) -> SiT:
-    """Build a SiT from a registry name ("SiT-XL/2") with keyword overrides (input_size, z_dim, ...)."""
+    """Build a SiT from a registry name ("SiT-XL/2") with keyword overrides (input_size, z_dim, ...); a
+    `text_attention` entry builds the caption-conditioned TextSiT."""
     if name not in SIT_CONFIGS:
         raise ValueError(f"unknown SiT config {name!r}; choose from {sorted(SIT_CONFIGS)}")
-    return SiT(**{**SIT_CONFIGS[name], **overrides})
+    config = {**SIT_CONFIGS[name], **overrides}
+    if "text_attention" in config:
+        from genbench.models.text import TextSiT
+
+        return TextSiT(**config)
+    return SiT(**config)

@@ -241,8 +241,36 @@ VAE_CONFIGS: dict[str, dict] = {
 }
 
 
-def build_vae(name: str, **overrides) -> AutoencoderKL:
-    """Build a VAE from a preset ("f8d4", "f16d32", "tiny-f4d4", ...) with keyword overrides."""
+class PixelSpace(nn.Module):
+    """A parameter-free, exact "VAE" for pixel-space diffusion: z = pixel_unshuffle(x, f), [N, 3 f^2, H/f,
+    W/f], and decode = pixel_shuffle, with a near-zero posterior variance, so that latent recipes train on
+    pixels (the miniature text-to-image model of the shapes world, which the tiny VAE would blur)."""
+
+    def __init__(self, factor: int = 4):
+        super().__init__()
+        self.downsample_factor = factor
+        self.z_channels = 3 * factor * factor
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        mean = F.pixel_unshuffle(x, self.downsample_factor)
+        return DiagonalGaussian(torch.cat([mean, torch.full_like(mean, -30.0)], dim=1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(z, self.downsample_factor)
+
+    def forward(self, x: torch.Tensor) -> tuple[DiagonalGaussian, torch.Tensor, torch.Tensor]:
+        posterior = self.encode(x)
+        return posterior, posterior.mean, self.decode(posterior.mean)
+
+
+PIXEL_PRESETS = {"pixels-f4": 4, "pixels-f8": 8}
+
+
+def build_vae(name: str, **overrides) -> AutoencoderKL | PixelSpace:
+    """Build a VAE from a preset ("f8d4", "f16d32", "tiny-f4d4", ...) with keyword overrides;
+    "pixels-f4" / "pixels-f8" give the exact pixel-space autoencoder."""
+    if name in PIXEL_PRESETS:
+        return PixelSpace(PIXEL_PRESETS[name])
     if name not in VAE_CONFIGS:
         raise ValueError(f"unknown VAE preset {name!r}; choose from {sorted(VAE_CONFIGS)}")
     return AutoencoderKL(**{**VAE_CONFIGS[name], **overrides})
