@@ -492,3 +492,15 @@ except GenbenchError as error:
                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     assert "ERROR this tokenizer needs diffusers; pip install" in result.stdout
+
+
+def test_probe_reads_any_tokenizer_family_as_vae_features(dcae_dir):
+    from genbench.probe import parse_feature_spec, vae_features
+
+    features, provenance = vae_features(parse_feature_spec(f"vae:diffusers:{dcae_dir}:pool=2"), "cpu")
+    images = _images(4, 32, seed=4)
+    reference = diffusers.AutoencoderDC.from_pretrained(dcae_dir).eval()
+    with torch.no_grad():
+        expected = F.adaptive_avg_pool2d(reference.encode(_x(images)).latent, 2).flatten(1)
+        torch.testing.assert_close(features(images, torch.arange(4))["latent"], expected)
+    assert provenance["tokenizer"].startswith("diffusers AutoencoderDC") and provenance["pool"] == 2
