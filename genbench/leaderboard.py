@@ -132,6 +132,8 @@ def append_row(board_path: str | Path, row: dict[str, Any]) -> None:
             check_text_cell(f"row '{str(row.get('name'))[:40]}' for {board_path}", column, row[column])
     if board_path.is_symlink():  # lock and replace the target, so the link and its other users see the row
         board_path = Path(os.path.realpath(board_path))
+    if board_path.exists():
+        read_board(board_path)  # a broken board is refused before its lock file is created
     board_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{board_path}.lock"):
         board = read_board(board_path) if board_path.exists() else pd.DataFrame(columns=["name", "kind"])

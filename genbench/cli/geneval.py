@@ -15,6 +15,8 @@ from genbench.cli import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.io import check_output
+from genbench.sources import read_json
+from genbench.validate import number_option
 
 geneval_app = typer.Typer(no_args_is_help=True, help="GenEval-style object checks for text-to-image models.")
 app.add_typer(geneval_app, name="geneval")
@@ -75,7 +77,8 @@ def generate_command(
     images_per_prompt: int = typer.Option(4, min=1, help="Images per prompt (GenEval: 4)."),
     sampler: str = typer.Option("sde", help="sde (Euler-Maruyama) | ode (Euler)."),
     steps: int = typer.Option(50, min=1, help="Sampling steps."),
-    cfg_scale: float = typer.Option(1.0, help="Classifier-free guidance scale (1 = off)."),
+    cfg_scale: float = typer.Option(1.0, callback=number_option(), help="Classifier-free guidance scale "
+                                                                        "(1 = off)."),
     seed: int = typer.Option(0, help="Seed of every image's noise and of colours for colour-free prompts."),
     batch_size: int = typer.Option(64, min=1, help="Images per forward pass (does not change them)."),
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
@@ -223,11 +226,15 @@ def score_command(
     clip_weights: Path | None = typer.Option(None, help="open_clip ViT-L-14 OpenAI .safetensors file."),
     results: Path | None = typer.Option(None, help="Results JSON for leaderboards (default: OUT.json)."),
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
-    threshold: float = typer.Option(0.3, help="Keep detections with score > this."),
-    counting_threshold: float = typer.Option(0.9, help="The threshold for counting prompts."),
+    threshold: float = typer.Option(0.3, callback=number_option(0.0, 1.0),
+                                    help="Keep detections with score > this."),
+    counting_threshold: float = typer.Option(0.9, callback=number_option(0.0, 1.0),
+                                             help="The threshold for counting prompts."),
     max_objects: int = typer.Option(16, min=1, help="At most this many objects per class."),
-    max_overlap: float = typer.Option(1.0, help="Per-class NMS IoU; 1 turns NMS off (GenEval's default)."),
-    position_threshold: float = typer.Option(0.1, help="Relation margin, fraction of summed box sizes."),
+    max_overlap: float = typer.Option(1.0, callback=number_option(0.0, 1.0),
+                                      help="Per-class NMS IoU; 1 turns NMS off (GenEval's default)."),
+    position_threshold: float = typer.Option(0.1, callback=number_option(0.0),
+                                             help="Relation margin, fraction of summed box sizes."),
     bootstrap: int = typer.Option(1000, min=0, help="Resamples of the prompts (within each task) for 95% "
                                                    "intervals, KEY_ci_low / KEY_ci_high; 0 = off."),
     bootstrap_seed: int = typer.Option(0, help="Seed of the bootstrap resamples."),
@@ -256,6 +263,11 @@ def score_command(
     check_output(results, "--results")
     rules = Rules(threshold, counting_threshold, max_objects, max_overlap, position_threshold)
     records_in = load_metadata(metadata) if metadata is not None else None
+    # written by `genbench geneval generate`; read before scoring, so that a bad one costs no work
+    generation_path, generation = images_dir / "generation.json", None
+    if generation_path.is_file():
+        generation = read_json(generation_path, "generation record", dict,
+                               "delete it or run `genbench geneval generate` again")
     subset = {r["prompt"] for r in load_metadata(prompts)} if prompts is not None else None
     total = sum(1 for _, r in iter_images(images_dir, records_in) if subset is None or r["prompt"] in subset)
     from genbench.evaluate import local_device
@@ -283,8 +295,7 @@ def score_command(
                               "bootstrap": {"resamples": bootstrap, "confidence": 0.95,
                                             "seed": bootstrap_seed,
                                             "unit": "prompts, resampled within each task"}}}
-    generation = images_dir / "generation.json"  # written by `genbench geneval generate`
-    if generation.is_file():
-        provenance["geneval"]["generation"] = json.loads(generation.read_text())
+    if generation is not None:
+        provenance["geneval"]["generation"] = generation
     write_results(results, metrics, provenance)
     Console().print(f"per-image records: {out}\nresults: {results}", highlight=False)
