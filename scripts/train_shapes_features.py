@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-images", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    # another width gives a second, independent network of the world (the tokenizer's perceptual term)
+    parser.add_argument("--widths", default="24,48,96,192", help="channels of the four stages")
     return parser.parse_args(argv)
 
 
@@ -60,7 +62,8 @@ def train(args: argparse.Namespace) -> tuple[ShapesNet, float]:
     images, labels, _ = world.sample(args.train_images, train_seed,
                                      random_labels(args.train_images, train_seed, world.num_classes))
     images, labels = torch.from_numpy(images), torch.from_numpy(labels)
-    net = ShapesNet(num_classes=world.num_classes)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    net = ShapesNet(num_classes=world.num_classes, widths=widths)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     cosine = lambda step: 0.5 * (1 + math.cos(math.pi * step / args.steps))  # noqa: E731
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)

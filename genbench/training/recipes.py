@@ -84,6 +84,13 @@ class TrainConfig:
     kl_weight: float = 1e-6
     gan_weight: float = 0.1
     lpips: bool = True  # try LPIPS; skipped with a warning when unavailable
+    # A world network's LPIPS-style distance in place of LPIPS-VGG: "shapes" (the shapes world's second
+    # network, genbench.worlds.perceptual; never its evaluation network) or a ShapesNet safetensors file.
+    perceptual_net: str | None = None
+    # Deviation from upstream, off by default: the VAE pass normalises latents with the batch's statistics
+    # (upstream: the SiT in eval mode, BatchNorm on running statistics, through which a growing latent
+    # scale lowers the alignment loss). The running statistics are not updated by that pass.
+    vae_pass_batch_stats: bool = False
     # The discriminator: taming's PatchGAN; ndf 64 / 3 layers is upstream's (the paper presets), the tiny
     # presets use ndf 8 / 2 layers. disc_weights: a pre-trained one (upstream --disc-pretrained-ckpt).
     disc_ndf: int = 64
@@ -247,12 +254,22 @@ class Trainer:
             if config.disc_weights and self.pretrained:
                 load_pretrained_discriminator(self.discriminator, config.disc_weights)
             self.discriminator.to(self.device)
-            perceptual = build_lpips() if config.lpips else None
+            perceptual = self._perceptual()
             self.vae_loss = VAERegularizationLoss(perceptual, config.perceptual_weight, config.kl_weight,
                                                   config.gan_weight)
             self.vae_loss.to(self.device)
         else:
             self.vae.eval().requires_grad_(False)
+
+    def _perceptual(self) -> nn.Module | None:
+        """REPA-E's perceptual term: a world network (perceptual_net), else LPIPS-VGG when lpips is on."""
+        config = self.config
+        if config.perceptual_net is not None:
+            from genbench.worlds.perceptual import load_shapes_perceptual
+
+            shipped = config.perceptual_net == "shapes"
+            return load_shapes_perceptual(None if shipped else config.perceptual_net)
+        return build_lpips() if config.lpips else None
 
     def _check_token_grid(self) -> None:
         if self.encoder is None:
@@ -367,6 +384,25 @@ class Trainer:
         logs["grad_norm"] = self._update("sit", loss, self.sit)
         return {"loss": loss.item(), **logs}
 
+    @contextlib.contextmanager
+    def _vae_pass_latent_norm(self):
+        """With vae_pass_batch_stats (a documented deviation), the latent BatchNorm of the VAE pass uses the
+        batch's statistics (train mode, momentum 0: running statistics unchanged); otherwise upstream's
+        eval-mode BatchNorm on running statistics."""
+        norm = self.sit.latent_norm
+        if not (self.config.vae_pass_batch_stats and isinstance(norm, nn.BatchNorm2d)):
+            yield
+            return
+        momentum, tracked, mode = norm.momentum, norm.num_batches_tracked.clone(), norm.training
+        norm.train()
+        norm.momentum = 0.0
+        try:
+            yield
+        finally:
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(tracked)
+            norm.train(mode)
+
     def _repae_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         config = self.config
         tokens = self._encoder_tokens(images)
@@ -379,7 +415,7 @@ class Trainer:
         self.sit.eval().requires_grad_(False)
         self.discriminator.requires_grad_(False)
         t, eps = self.interpolant.sample(z)
-        with self.autocast():
+        with self.autocast(), self._vae_pass_latent_norm():
             reg, logs = self.vae_loss(x, recon, posterior, self.discriminator)
             _, _, projected = self.objective(z, t, eps, labels, align_only=True)
             vae_proj = self.projection_loss(projected, tokens)
