@@ -478,6 +478,8 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
     if labels is None:
         notes.append("probe skipped: no labels (give --labels or an .npz with arr_1)")
     notes.append(f"rFID with the {extractor.name} extractor on {len(source)} images")
+    notes.append("latents: posterior mean (KL VAEs), not a sample; pixels quantised as "
+                 "round(127.5 x + 127.5)")
     notes.append(f"throughput per process on {settings.device}, batch {settings.batch_size}")
     source_text = f"{source.description} (genbench {genbench.__version__}, tokenizers compare)"
     with tempfile.TemporaryDirectory(prefix="genbench-tokenizers-") as scratch:

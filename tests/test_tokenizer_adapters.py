@@ -122,6 +122,10 @@ def test_latent_statistics_in_the_config_or_a_repae_stats_file_normalise_and_rou
     scale, bias = torch.rand(1, 16, 1, 1) + 0.5, torch.randn(1, 16, 1, 1)
     torch.save({"latents_scale": scale, "latents_bias": bias}, tmp_path / "stats.pt")
     adapter = load_diffusers_tokenizer(flux_dir, latents_stats=tmp_path / "stats.pt")
+    (folder / "e2e-test-latents-stats.pt").write_bytes((tmp_path / "stats.pt").read_bytes())
+    beside = load_diffusers_tokenizer(folder)  # found in the folder: it wins over the config's statistics
+    torch.testing.assert_close(beside.normalize(z), adapter.normalize(z))
+    assert "e2e-test-latents-stats.pt" in beside.description
     var = scale.pow(-2)
     torch.testing.assert_close(adapter.normalize(z), (z - bias) / torch.sqrt(var + 1e-4))
     torch.testing.assert_close(adapter.denormalize(adapter.normalize(z)) - bias,

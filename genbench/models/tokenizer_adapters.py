@@ -218,10 +218,22 @@ def _config_of(path: Path) -> tuple[dict, Path]:
         raise GenbenchError(f"{config_path}: not JSON ({error})") from error
 
 
+def _stats_beside(path: Path) -> Path | None:
+    """A REPA-E `*latents-stats.pt` in the folder (or beside the file), if there is exactly one."""
+    folder = path if path.is_dir() else path.parent
+    found = sorted(folder.glob("*latents-stats.pt"))
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise GenbenchError(f"{folder}: several *latents-stats.pt files ({names}); keep the one that belongs "
+                            "to these weights")
+    return found[0] if found else None
+
+
 def load_diffusers_tokenizer(path: str | Path, latents_stats: str | Path | None = None) -> TokenizerAdapter:
     """A diffusers AutoencoderKL or AutoencoderDC from a folder, or from one weights file (diffusers key
     names, or LDM/original ones converted by diffusers' own single-file converter) beside a config.json.
-    `latents_stats`: a REPA-E -latents-stats.pt whose BatchNorm statistics normalise the latents."""
+    `latents_stats`: a REPA-E -latents-stats.pt whose BatchNorm statistics normalise the latents (default:
+    the one `*latents-stats.pt` in the folder, if any)."""
     from genbench.models.official import read_state_file
 
     path = Path(path)
@@ -250,7 +262,7 @@ def load_diffusers_tokenizer(path: str | Path, latents_stats: str | Path | None 
         raise GenbenchError(f"{path}: cannot load a diffusers {class_name} ({error})") from error
     if class_name == "AutoencoderDC":
         return DiffusersDC(vae, f"diffusers AutoencoderDC {_described(path)}")
-    stats = Path(latents_stats) if latents_stats is not None else None
+    stats = Path(latents_stats) if latents_stats is not None else _stats_beside(path)
     norm = _latent_batchnorm(stats, vae.config.latent_channels)
     described = f"diffusers AutoencoderKL {_described(path)}" + (f" + {_described(stats)}" if stats else "")
     return DiffusersKL(vae, described, norm)
