@@ -35,12 +35,13 @@ def timed(fn, inputs: tuple, repeats: int) -> tuple[float, float]:
     return value, best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
+    rows = []
     for label, samples in (("full rank", 2 * args.dim), ("rank deficient", args.dim // 4)):
         mu1, s1 = covariance(rng, args.dim, samples)
         mu2, s2 = covariance(rng, args.dim, samples)
@@ -50,6 +51,8 @@ def main() -> None:
         print(f"{label:>15} d={args.dim} n={samples}: genbench {ours:.10f} ({t_ours:.2f} s)  "
               f"scipy sqrtm {peer:.10f} ({t_peer:.2f} s)  rel diff {abs(ours - peer) / abs(peer):.1e}  "
               f"speed-up x{t_peer / t_ours:.1f}")
+        rows.append({"case": label, "genbench": ours, "scipy": peer, "speedup": t_peer / t_ours})
+    return rows
 
 
 if __name__ == "__main__":
