@@ -508,3 +508,31 @@ def test_probe_reads_any_tokenizer_family_as_vae_features(dcae_dir):
         expected = F.adaptive_avg_pool2d(reference.encode(_x(images)).latent, 2).flatten(1)
         torch.testing.assert_close(features(images, torch.arange(4))["latent"], expected)
     assert provenance["tokenizer"].startswith("diffusers AutoencoderDC") and provenance["pool"] == 2
+
+
+@pytest.mark.parametrize("name", ["rae-dinov2-b", "rae-siglip2-b", "rae-mae-b"])
+def test_registered_rae_settings_give_768x16x16_latents_and_256px_images(name):
+    """The registry's input sizes and ViT-XL decoder (depths cut to 1 to stay small) with B-size encoders of
+    the released patch sizes: 256 px images -> 768 x 16 x 16 latents -> 256 px images, as the release."""
+    import dataclasses
+
+    from genbench.models.rae import DECODER_CONFIGS, build_rae
+
+    options = TOKENIZERS[name].options
+    kind, size = options["kind"], options["input_size"]
+    common = dict(hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=3072)
+    if kind == "dinov2":  # facebook/dinov2-with-registers-base: patch 14, 4 registers, trained at 518
+        encoder = transformers.Dinov2WithRegistersModel(transformers.Dinov2WithRegistersConfig(
+            **common, patch_size=14, image_size=518, num_register_tokens=4))
+    elif kind == "mae":  # facebook/vit-mae-base: patch 16 at 224
+        encoder = transformers.ViTMAEModel(transformers.ViTMAEConfig(**common, patch_size=16, image_size=224))
+    else:  # google/siglip2-base-patch16-256
+        encoder = transformers.SiglipVisionModel(transformers.SiglipVisionConfig(**common, patch_size=16,
+                                                                                 image_size=256))
+    decoder = dataclasses.replace(DECODER_CONFIGS[options["decoder"]], depth=1)
+    model = build_rae(kind, encoder.eval(), size, decoder)
+    with torch.no_grad():
+        z = model.encode(torch.rand(1, 3, 256, 256) * 2 - 1)
+        assert z.shape == (1, 768, 16, 16)
+        assert model.decode(z).shape == (1, 3, 256, 256)
+    assert model.decoder.head.out_features == 16 * 16 * 3 and model.decoder.config.hidden_size == 1152
