@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import signal
 import sys
 import zlib
 from collections.abc import Callable
@@ -1158,62 +1160,225 @@ def test_worker_error_is_the_workers_one_line():
     assert one_line("two\nlines") == "two lines"
 
 
-def test_unused(tmp_path):
+# --------------------------------------------------------------------------------------------------
+#                                  integrity of what genbench writes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_atomic_writes_honour_the_umask_and_keep_an_existing_mode(tmp_path):
+    from genbench.io import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "new.json", "{}")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644  # was 0600 whatever the umask
+        os.umask(0o077)
+        write_text_atomic(tmp_path / "private.json", "{}")
+        assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+        (tmp_path / "new.json").chmod(0o664)
+        write_text_atomic(tmp_path / "new.json", "{} ")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o664
+        assert (tmp_path / "new.json").read_text() == "{} "
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json", "private.json"]  # no temp left
+
+
+def test_a_symlinked_shared_board_is_written_through_and_keeps_its_mode(ok, tmp_path, capsys, monkeypatch):
+    target = tmp_path / "shared" / "board.csv"
+    target.parent.mkdir()
+    target.write_bytes(ok["board.csv"].read_bytes())
+    target.chmod(0o644)
+    link = tmp_path / "mine.csv"
+    link.symlink_to(target)
+    code, _, err = run_main(
+        capsys, monkeypatch, "leaderboard", "add", ok["results.json"], "--board", link, "--name", "new"
+    )
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == target
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert target.read_text().splitlines()[-1].startswith("new,measured")
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+2", "-cmd", "@SUM(A1)", "'=quoted", "\tTAB"]
+
+
+@pytest.mark.parametrize("name", FORMULAS)
+def test_csv_cells_cannot_run_as_spreadsheet_formulas_and_names_round_trip(
+    name, ok, tmp_path, capsys, monkeypatch
+):
+    import csv
+
+    board = tmp_path / "b.csv"
+    code, _, err = run_main(
+        capsys, monkeypatch, "leaderboard", "add", ok["results.json"], "--board", board, "--name", name
+    )
+    if name.startswith("\t"):  # a control character: refused, not escaped
+        assert code == 2 and "control character" in err and not board.exists()
+        return
+    assert code == 0, err
+    for text in (
+        board.read_text(),
+        run_main(capsys, monkeypatch, "leaderboard", "show", "--board", board, "--format", "csv")[1],
+    ):
+        cell = next(csv.DictReader(text.splitlines()))["name"]
+        assert cell == "'" + name and cell[0] not in "=+-@"  # what a spreadsheet sees: text
+    from genbench.leaderboard import read_board
+
+    assert read_board(board)["name"].tolist() == [name]  # genbench reads the name back unchanged
+    code, out, _ = run_main(
+        capsys, monkeypatch, "check", ok["results.json"], "--baseline", board, "--row", name
+    )
+    assert code == 0, out
+
+
+def test_numbers_in_text_columns_stay_numbers_and_markdown_folds_newlines(tmp_path, capsys, monkeypatch):
+    board = write(tmp_path / "b.csv", 'name,kind,cfg,fid\n"two\nlines",measured,-1.5,3.0\n')
+    from genbench.leaderboard import read_board, render
+
+    table = read_board(board)
+    assert table["cfg"].tolist() == ["-1.5"]
+    assert "\n-1.5," in render(table, "csv") or ",-1.5," in render(table, "csv")
+    markdown = render(table, "md").splitlines()
     assert (
-        sys
-        and torch
-        and npz_corrupt_magic
-        and npz_corrupt_header
-        and npz_corrupt_compressed
-        and png_zero_size
-        and png_bomb
-        and deep_json
+        markdown[2].startswith("| two lines† |") and len(markdown) == 5
+    )  # header, rule, 1 row, blank, legend
+
+
+def test_cached_reference_sets_are_verified_on_every_use_cheaply(tmp_path, monkeypatch):
+    """A replaced cached file is refused when `--ref NAME` uses it (not only by `ref fetch`); an unchanged
+    one costs a stat, not a hash: the record keeps size, mtime and SHA-256 of every file --ref reads."""
+    import genbench.reference_sets as sets
+    from genbench.errors import GenbenchError
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "edm2.pkl"
+    with open(source, "wb") as handle:
+        pickle.dump({"fid": {"mu": np.zeros(4), "sigma": np.eye(4)}, "num_images": 10}, handle)
+    registry = write(
+        tmp_path / "registry.json",
+        json.dumps({"reference_sets": {"tiny": {"url": source.as_uri(), "format": "edm2-pkl"}}}),
     )
+    monkeypatch.setenv("GENBENCH_REFERENCE_REGISTRY", str(registry))
+    converted = sets.reference_paths("tiny")  # fetched on first use
+    assert [p.name for p in converted] == ["tiny.inception.npz"]
+
+    hashed = []
+    real = sets.sha256_file
+    monkeypatch.setattr(sets, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    assert sets.reference_paths("tiny") == converted and hashed == []  # unchanged: no file is read
+    os.utime(converted[0])  # touched, same bytes: hashed once, accepted, recorded again
+    assert sets.reference_paths("tiny") == converted and hashed == ["tiny.inception.npz"]
+    assert sets.reference_paths("tiny") == converted and hashed == ["tiny.inception.npz"]
+
+    np.savez(converted[0], mu=np.ones(4), sigma=np.eye(4))  # replaced by other statistics
+    with pytest.raises(GenbenchError, match="tiny.inception.npz: SHA-256 .* does not match the recorded"):
+        sets.reference_paths("tiny")
 
 
-# --------------------------------------------------------------------------------------------------
-#                                      check fails closed
-# --------------------------------------------------------------------------------------------------
+def _tiny_train(*args) -> list[str]:
+    return ["train", "--recipe", "sit", "--preset", "tiny-sit", "--device", "cpu", *map(str, args)]
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
-def test_check_fails_on_a_metric_that_is_not_a_number(value, ok, tmp_path, capsys, monkeypatch):
-    results = write(tmp_path / "nan.json", '{"schema": 2, "metrics": {"fid": ' + value + ', "is": 2.0}}')
-    code, out, err = run_main(
-        capsys, monkeypatch, "check", results, "--baseline", ok["board.csv"], "--row", "base"
+def test_resumed_training_logs_each_step_once_and_refuses_other_data(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data.npz"
+    np.savez(data, arr_0=random_images(16, 32, seed=5), arr_1=np.arange(16) % 4)
+    config = write(
+        tmp_path / "c.json",
+        json.dumps(
+            {
+                "recipe": "sit",
+                "sit": {"name": "SiT-T/2"},
+                "vae": {"preset": "tiny-f4d4"},
+                "encoder": None,
+                "resolution": 32,
+                "num_classes": None,
+                "batch_size": 4,
+                "lpips": False,
+                "log_every": 1,
+                "checkpoint_every": 2,
+                "latent_norm": "none",
+                "ema_decay": 0.5,
+            }
+        ),
     )
-    assert code == 1 and "not a number" in out and "regression: fid" in out and "within" not in out
-    code, out, _ = run_main(
+    run = tmp_path / "run"
+    common = ["train", "--recipe", "sit", "--data", data, "--out", run, "--device", "cpu"]
+    code, _, err = run_main(capsys, monkeypatch, *common, "--config", config, "--steps", "2")
+    assert code == 0, err
+    # a run killed after logging steps 3 and 4 (and half of a line) but before its step-4 checkpoint
+    with open(run / "log.jsonl", "a") as log:
+        log.write('{"step": 3, "loss": 1.0}\n{"step": 4, "loss": 1.0}\n{"step": 5, "lo')
+    code, _, err = run_main(capsys, monkeypatch, *common, "--resume", "--steps", "4")
+    assert code == 0, err
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+    other = tmp_path / "other.npz"
+    np.savez(other, arr_0=random_images(16, 32, seed=6), arr_1=np.arange(16) % 4)
+    code, _, err = run_main(
         capsys,
         monkeypatch,
-        "check",
-        results,
-        "--baseline",
-        ok["board.csv"],
-        "--row",
-        "base",
-        "--allow-missing",
-        "fid",
+        "train",
+        "--recipe",
+        "sit",
+        "--data",
+        other,
+        "--out",
+        run,
+        "--device",
+        "cpu",
+        "--resume",
+        "--steps",
+        "6",
     )
-    assert code == 0 and "not a number (allowed)" in out
+    assert code == 2 and f"--data {other}: is not the data" in err and "0000004.pt" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["0000002.pt", "0000004.pt"]
 
 
-def test_check_fails_on_a_missing_metric_unless_allowed(ok, tmp_path, capsys, monkeypatch):
-    results = write(tmp_path / "no_is.json", '{"schema": 2, "metrics": {"fid": 10.0}}')
-    code, out, _ = run_main(
-        capsys, monkeypatch, "check", results, "--baseline", ok["board.csv"], "--row", "base"
+def _build_and_die_while_writing(argv: list[str]) -> None:
+    """In a forked child: `genbench ref build`, SIGKILLed after its output .npz is half written."""
+    real_savez = np.savez
+
+    def savez_then_killed(file, **arrays):
+        real_savez(file, **arrays)
+        with open(file, "r+b") as handle:  # the kill lands mid-write: only the first bytes are on disk
+            handle.truncate(200)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    np.savez = savez_then_killed
+    sys.argv = ["genbench", *map(str, argv)]
+    from genbench.cli import main
+
+    main()
+
+
+def test_ref_build_killed_while_writing_leaves_no_file_and_a_rerun_completes(tmp_path, capsys, monkeypatch):
+    """`ref build` writes atomically: SIGKILLed in the middle of writing its .npz (the moment a plain write
+    would leave a truncated file), it leaves no output at all, and the same command run again gives the
+    uninterrupted result."""
+    import multiprocessing
+
+    from genbench.reference import ReferenceStats
+
+    data = tmp_path / "data.npz"
+    np.savez(data, arr_0=random_images(64, 32, seed=7))
+    build = ["ref", "build", data, "--extractor", "shapes", "--device", "cpu", "--out"]
+    assert run_main(capsys, monkeypatch, *build, tmp_path / "straight.npz")[0] == 0
+    child = multiprocessing.get_context("fork").Process(
+        target=_build_and_die_while_writing, args=([*build, tmp_path / "ref.npz"],)
     )
-    assert code == 1 and "missing" in out
-    code, out, _ = run_main(
-        capsys,
-        monkeypatch,
-        "check",
-        results,
-        "--baseline",
-        ok["board.csv"],
-        "--row",
-        "base",
-        "--allow-missing",
-        "is",
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+    assert not (tmp_path / "ref.npz").exists()  # only the half-written temporary file beside it
+    assert run_main(capsys, monkeypatch, *build, tmp_path / "ref.npz")[0] == 0
+    expected, rerun = (
+        ReferenceStats.load(tmp_path / "straight.npz"),
+        ReferenceStats.load(tmp_path / "ref.npz"),
     )
-    assert code == 0 and "missing (allowed)" in out
+    for name, (mu, sigma) in expected.gaussians.items():
+        np.testing.assert_array_equal(rerun.gaussians[name][0], mu)
+        np.testing.assert_array_equal(rerun.gaussians[name][1], sigma)
+    np.testing.assert_array_equal(rerun.rows["pool"], expected.rows["pool"])

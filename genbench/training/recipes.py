@@ -27,10 +27,12 @@ import torch.distributed as dist
 from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.io import write_text_atomic
 from genbench.models.encoders import build_encoder
 from genbench.models.official import (
     build_sit_from_config,
     build_vae_from_config,
+    checkpoint_config,
     load_official_vae,
     load_state_strict,
     read_latents_stats,
@@ -39,7 +41,7 @@ from genbench.models.official import (
 )
 from genbench.models.sit import SiT
 from genbench.models.vae import DiagonalGaussian
-from genbench.training.data import ImageDataset
+from genbench.training.data import ImageDataset, dataset_fingerprint
 from genbench.training.ema import make_ema, update_ema
 from genbench.training.losses import (
     DenoisingLoss,
@@ -456,7 +458,13 @@ class Trainer:
                 "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
                 "config": json.dumps(dataclasses.asdict(self.config)), "step": self.step,
-                "rng": self._rng_states()}
+                "rng": self._rng_states(), "data": self.data_fingerprint()}
+
+    def data_fingerprint(self) -> dict:
+        """The training set's identity (computed once), saved so that a resume with other data is refused."""
+        if getattr(self, "_data_fingerprint", None) is None:
+            self._data_fingerprint = dataset_fingerprint(self.dataset)
+        return self._data_fingerprint
 
     def load_state_dict(self, state: dict, source: str | Path) -> None:
         load_state_strict(self.sit, state["model"], source)
@@ -491,10 +499,16 @@ class Trainer:
     def resume(cls, path: str | Path, dataset: ImageDataset, device: str | torch.device = "cpu") -> Trainer:
         """Rebuild from a checkpoint's config and continue exactly where it stopped."""
         state = read_state_file(path)
-        if "config" not in state or "optimizers" not in state:
+        if "config" not in state or not isinstance(state.get("optimizers"), dict):
             raise GenbenchError(f"{path}: not a genbench training checkpoint; start without --resume")
-        config = TrainConfig.from_checkpoint(json.loads(state["config"]), str(path))
+        config = TrainConfig.from_checkpoint(checkpoint_config(state, path), str(path))
+        saved, given = state.get("data"), dataset_fingerprint(dataset)
+        if saved is not None and saved != given:  # checkpoints before the fingerprint carry none
+            raise GenbenchError(f"--data {dataset.source}: is not the data {path} was trained on (saved "
+                                f"{_describe_data(saved)}, given {_describe_data(given)}); resume with the "
+                                "same --data or start a new run")
         trainer = cls(config, dataset, device, pretrained=False)
+        trainer._data_fingerprint = given
         trainer.load_state_dict(state, path)
         return trainer
 
@@ -532,6 +546,28 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def _describe_data(fingerprint: object) -> str:
+    if not isinstance(fingerprint, dict):
+        return "unknown data"
+    return f"{fingerprint.get('images')} images, SHA-256 {str(fingerprint.get('sha256'))[:12]}"
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log lines after `step` (a run killed after its last checkpoint logged steps that the resumed run
+    logs again) and a line cut short by the kill, so that log.jsonl holds each step once."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    write_text_atomic(path, "".join(kept))
+
+
 def train(trainer: Trainer, steps: int, out_dir: str | Path,
           log: Callable[[int, dict[str, float]], None] | None = None) -> Path:
     """Run until global step `steps`, checkpointing every `checkpoint_every` steps and at the end; logs go
@@ -539,6 +575,8 @@ def train(trainer: Trainer, steps: int, out_dir: str | Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = latest_checkpoint(out_dir)
+    if trainer.rank == 0:
+        truncate_log(out_dir / "log.jsonl", trainer.step)
     while trainer.step < steps:
         values = trainer.train_step()
         if trainer.step % trainer.config.log_every == 0 or trainer.step == steps:
