@@ -57,10 +57,12 @@ def parse_pairs(option: str, items: list[str] | None) -> dict[str, str]:
     return pairs
 
 
-def sample_model(model: Path, out: Path, official: str | None, vae: Path | None, num: int, sampler: str,
-                 steps: int, cfg_scale: float, guidance_interval: tuple[float, float], seed: int,
-                 batch_size: int, device: str) -> dict:
-    """`genbench sample` into `out` (resumable shards beside it); returns the sampling settings."""
+def sample_model(model: Path, out: Path, official: str | None, vae: Path | None, num: int,
+                 sampler: str | None, steps: int | None, cfg_scale: float | None,
+                 guidance_interval: tuple[float, float] | None, seed: int, batch_size: int,
+                 device: str) -> dict:
+    """`genbench sample` into `out` (resumable shards beside it); returns the sampling settings. Settings
+    left None are a registered model's paper settings, else `sample`'s defaults."""
     from genbench.cli.sample import sample
     from genbench.sampling.generate import read_manifest
 
@@ -74,16 +76,22 @@ def sample_model(model: Path, out: Path, official: str | None, vae: Path | None,
 @app.command("eval")
 def eval_command(
     samples: Path | None = typer.Option(None, help="ADM .npz (arr_0 uint8 NHWC) or a folder of PNG/JPEG."),
-    model: Path | None = typer.Option(None, help="Instead of --samples: sample this checkpoint first "
-                                                 "(genbench's, official with --official, or the shipped "
-                                                 "shapes-world demo[:sit|:repa|:repae]), then evaluate."),
+    model: Path | None = typer.Option(None, help="Instead of --samples: sample this model first, then "
+                                                 "evaluate: an official model name (`genbench models list`; "
+                                                 "files fetched, the paper's sampling settings), a genbench "
+                                                 "checkpoint, an official file with --official, or the "
+                                                 "shipped shapes-world demo[:sit|:repa|:repae]."),
     official: str | None = typer.Option(None, help="With --model: official model name (see `sample`)."),
     vae: Path | None = typer.Option(None, help="With --model --official: VAE weights."),
     num: int | None = typer.Option(None, min=1, help="With --model: number of samples [50000; demo 2000]."),
-    sampler: str = typer.Option("sde", help="With --model: sde | ode."),
-    steps: int | None = typer.Option(None, min=1, help="With --model: sampling steps [250; demo 50]."),
-    cfg_scale: float = typer.Option(1.0, help="With --model: guidance scale (1 = off)."),
-    guidance_interval: tuple[float, float] = typer.Option((0.0, 1.0), help="With --model: LOW HIGH."),
+    sampler: str | None = typer.Option(None, help="With --model: sde | ode [sde; an official model: its "
+                                                  "paper's]."),
+    steps: int | None = typer.Option(None, min=1, help="With --model: sampling steps [250; demo 50; an "
+                                                       "official model: its paper's]."),
+    cfg_scale: float | None = typer.Option(None, help="With --model: guidance scale, 1 = off [1; an official "
+                                                      "model: its paper's]."),
+    guidance_interval: tuple[float, float] | None = typer.Option(None, help="With --model: LOW HIGH [0 1; an "
+                                                                            "official model: its paper's]."),
     sample_seed: int = typer.Option(0, help="With --model: seed of labels and noise."),
     ref: list[Path] | None = typer.Option(None, help="Reference statistics .npz (ADM batch or `genbench "
                                                      "ref build`) or a set fetched with `genbench ref fetch "
@@ -128,10 +136,10 @@ def eval_command(
     check_output(out)
     demo = model is not None and demo_recipe(str(model)) is not None
     if demo:
-        num, steps = num or DEMO.num, steps or DEMO.steps
+        num, steps, sampler = num or DEMO.num, steps or DEMO.steps, sampler or DEMO.sampler
         extractor, ref = extractor or DEMO.extractor, ref or [demo_reference()]
         metrics = metrics or DEMO_METRICS
-    num, steps, extractor = num or 50_000, steps or 250, extractor or "inception"
+    num, extractor = num or 50_000, extractor or "inception"  # unset sampling settings: see sample_model
     metrics = metrics or DEFAULT_METRICS
     if not ref:
         raise GenbenchError("--ref is required: reference statistics .npz (an ADM batch, or `genbench ref "

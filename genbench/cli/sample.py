@@ -14,40 +14,31 @@ from genbench.errors import GenbenchError
 console = Console()
 
 
-def _load(model: Path, official: str | None, vae: Path | None, latents_stats: Path | None):
-    from genbench.models import load_model_checkpoint, load_official_model
-
-    if not model.is_file():
-        raise GenbenchError(f"{model}: no such checkpoint file; pass --model PATH")
-    if official is not None:
-        return load_official_model(official, model, vae, latents_stats)
-    if vae is not None or latents_stats is not None:
-        raise GenbenchError("--vae/--latents-stats apply to official checkpoints; add --official NAME")
-    loaded = load_model_checkpoint(model)
-    if loaded.vae is None:
-        raise GenbenchError(f"{model}: its config names no VAE to decode with; sample an official model "
-                            "with --official NAME --vae FILE")
-    return loaded
-
-
 @app.command()
 def sample(
-    model: Annotated[Path, typer.Option(help="genbench training checkpoint, demo[:sit|:repa|:repae], "
-                                             "or an official SiT file with --official.")],
+    model: Annotated[Path, typer.Option(help="An official model name (`genbench models list`: its files are "
+                                             "fetched and its paper's sampling settings are the defaults), "
+                                             "a genbench training checkpoint, demo[:sit|:repa|:repae], or an "
+                                             "official SiT file with --official.")],
     out: Annotated[Path, typer.Option(help="ADM .npz to write (arr_0 uint8 NHWC, arr_1 labels).")],
     num: Annotated[int, typer.Option(help="Number of samples.")] = 50_000,
     official: Annotated[str | None, typer.Option(help="Official model name, e.g. sit-repae-sdvae, "
                                                       "repa-sit-xl-2, sit-xl-2-256.")] = None,
-    vae: Annotated[Path | None, typer.Option(help="VAE weights for an official SiT.")] = None,
+    vae: Annotated[Path | None, typer.Option(help="VAE weights for an official SiT (replaces a registered "
+                                                  "model's).")] = None,
     latents_stats: Annotated[Path | None, typer.Option(help="REPA-E <vae>-latents-stats.pt.")] = None,
-    sampler: Annotated[str, typer.Option(help="sde (Euler-Maruyama) | ode (Euler; --heun).")] = "sde",
-    steps: Annotated[int, typer.Option(help="Sampling steps.")] = 250,
-    cfg_scale: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 1.0,
-    guidance_interval: Annotated[tuple[float, float], typer.Option(
-        help="Guide only for LOW <= t <= HIGH (t = 1 noise).")] = (0.0, 1.0),
+    sampler: Annotated[str | None, typer.Option(
+        help="sde (Euler-Maruyama) | ode (Euler; --heun) [sde; a registered model: its paper's].")] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampling steps [250; a registered model: its paper's].")
+                     ] = None,
+    cfg_scale: Annotated[float | None, typer.Option(
+        help="Classifier-free guidance scale, 1 = off [1; a registered model: its paper's].")] = None,
+    guidance_interval: Annotated[tuple[float, float] | None, typer.Option(
+        help="Guide only for LOW <= t <= HIGH, t = 1 noise [0 1; a registered model: its paper's].")] = None,
     heun: Annotated[bool, typer.Option(help="Heun correction for the ODE sampler.")] = False,
     cfg_channels: Annotated[int | None, typer.Option(
-        help="Guide only the first K latent channels (3 = SiT's official CFG).")] = None,
+        help="Guide only the first K latent channels (3 = SiT's official CFG) [all; a registered model: "
+             "its paper's].")] = None,
     balanced: Annotated[bool, typer.Option("--balanced/--random-labels",
                                            help="Exactly N/K per class, or uniform random labels.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the labels and every sample's noise.")] = 0,
@@ -65,23 +56,29 @@ def sample(
     from genbench.cli.progress import progress_bar
     from genbench.evaluate import init_distributed, local_device
     from genbench.io import check_output, sha256_file
+    from genbench.models.official import load_model, sampling_settings
     from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
-    from genbench.worlds.demo import model_path
 
     check_output(out)
     check_output(work_dir or out.with_suffix(".shards"), "--work-dir", folder=True)
     device = local_device(device)
     rank, world_size = init_distributed(device)
-    model = model_path(model)
-    loaded = _load(model, official, vae, latents_stats)
+    chosen = sampling_settings(model, sampler=sampler, steps=steps, cfg_scale=cfg_scale, heun=heun or None,
+                               guidance_interval=guidance_interval, cfg_channels=cfg_channels)
+    loaded = load_model(model, official, vae, latents_stats)  # a registered name fetches its files
+    if loaded.vae is None:
+        raise GenbenchError(f"{loaded.path}: its config names no VAE to decode with; sample an official "
+                            "model by name or with --official NAME --vae FILE")
     sit = loaded.sit.to(device)
     size = sit.grid_size * sit.patch_size
     settings = SampleSettings(
         num_samples=num, latent_shape=(sit.in_channels, size, size), num_classes=sit.num_classes,
-        sampler=sampler, num_steps=steps, cfg_scale=cfg_scale, guidance_interval=guidance_interval, heun=heun,
-        cfg_channels=cfg_channels, labels="balanced" if balanced else "random", seed=seed,
-        precision="bf16" if bf16 else "fp32", shard_size=shard_size,
-        model=f"{model.name} sha256:{sha256_file(model)} official:{official}")
+        sampler=chosen["sampler"], num_steps=chosen["steps"], cfg_scale=chosen["cfg_scale"],
+        guidance_interval=chosen["guidance_interval"], heun=chosen["heun"],
+        cfg_channels=chosen["cfg_channels"],
+        labels="balanced" if balanced else "random", seed=seed, precision="bf16" if bf16 else "fp32",
+        shard_size=shard_size, model=f"{loaded.path.name} sha256:{sha256_file(loaded.path)} "
+                                     f"official:{loaded.config.get('registered', official)}")
     work_dir = work_dir or out.with_suffix(".shards")
     decode = vae_decoder(sit, loaded.vae.to(device))
     with progress_bar("sampling", -(-num // world_size), enabled=rank == 0) as advance:
