@@ -208,22 +208,12 @@ class NpzSource(SampleSource):
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
     def class_labels(self) -> np.ndarray:
-        """`arr_1`: one integer label per image of `arr_0`."""
-        try:
-            with np.load(self.path) as archive:
-                labels = archive["arr_1"] if "arr_1" in archive.files else None
-        except (ValueError, OSError, zipfile.BadZipFile) as error:
-            raise GenbenchError(f"{self.path}: arr_1 (class labels) cannot be read ({error})") from error
-        if labels is None:
+        """`arr_1`: one non-negative integer label per image of `arr_0`."""
+        arrays = read_npz(self.path, "sample file", optional=["arr_1"])
+        if "arr_1" not in arrays:
             raise GenbenchError(f"{self.path}: has no arr_1 (class labels); class_acc needs the labels the "
                                 "samples were generated for (genbench sample writes them)")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise GenbenchError(f"{self.path}: arr_1 holds {labels.dtype} values, but class labels are "
-                                "integer class indices; save them as np.int64")
-        if labels.shape != (len(self),):
-            raise GenbenchError(f"{self.path}: arr_1 has shape {labels.shape}, but class labels are one per "
-                                f"image of arr_0 ({len(self)},)")
-        return labels.astype(np.int64)
+        return check_labels(f"{self.path} (arr_1)", arrays["arr_1"], len(self))
 
     def _read_streamed(self, indices: Sequence[int]) -> np.ndarray:
         try:

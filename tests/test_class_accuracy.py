@@ -118,8 +118,10 @@ def test_npz_source_reads_labels_and_refuses_bad_ones(tmp_path, world_samples):
     np.savez(tmp_path / "float.npz", arr_0=nhwc, arr_1=labels.astype(np.float32))
     np.savez(tmp_path / "short.npz", arr_0=nhwc, arr_1=labels[:-1])
     for name, message in [("none.npz", "none.npz: has no arr_1 (class labels)"),
-                          ("float.npz", "float.npz: arr_1 holds float32 values"),
-                          ("short.npz", "short.npz: arr_1 has shape (47,)")]:
+                          ("float.npz", "float.npz (arr_1): expected 48 non-negative integer labels (one per "
+                                        "image), found float32 of shape (48,)"),
+                          ("short.npz", "short.npz (arr_1): expected 48 non-negative integer labels (one per "
+                                        "image), found int64 of shape (47,)")]:
         with pytest.raises(GenbenchError, match=re.escape(message)):
             NpzSource(tmp_path / name).class_labels()
     folder = tmp_path / "pngs"
@@ -174,7 +176,7 @@ def test_cli_class_acc_bootstrap_interval(tmp_path, capsys, monkeypatch, world_s
 
 @pytest.mark.parametrize("arrays, message", [
     ({}, "has no arr_1 (class labels)"),
-    ({"arr_1": "float"}, "arr_1 holds float64 values"),
+    ({"arr_1": "float"}, "(arr_1): expected 48 non-negative integer labels (one per image), found float64"),
     ({"arr_1": "out_of_range"}, "class labels must lie in 0..19 (the classifier's 20 classes); found 25"),
 ])
 def test_cli_bad_labels_are_one_line_errors_without_output(tmp_path, capsys, monkeypatch, world_samples,
