@@ -48,13 +48,14 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.io import write_text_atomic
 from genbench.metrics.image_quality import psnr_per_image, ssim_per_image
 from genbench.models.tokenizer_adapters import GenbenchKL, TokenizerAdapter, load_registered_tokenizer
 from genbench.models.vae import VAE_CONFIGS
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
 from genbench.sources import SampleSource, TensorSource
-from genbench.weights import WeightsSpec, resolve_weights
+from genbench.weights import resolve_weights
 from genbench.worlds.demo import model_path
 
 # Official VAE files per preset, named in the error for a missing file.
@@ -83,7 +84,7 @@ def _described(path: Path) -> str:
 
 def load_tokenizer(spec: str) -> Tokenizer:
     """The tokenizer of a spec (module doc), in eval mode."""
-    from genbench.models.official import OFFICIAL_SOURCES, load_model_checkpoint, load_official_vae
+    from genbench.models.official import OFFICIAL_SOURCES, load_model, load_official_vae, registered_model
 
     adapter = load_registered_tokenizer(spec)
     if adapter is not None:
@@ -97,14 +98,14 @@ def load_tokenizer(spec: str) -> Tokenizer:
                                 f"{f'({urls}) ' if urls else ''}and give its path as {preset}:PATH")
         description = f"{preset} {_described(path)}"
         return Tokenizer(spec, GenbenchKL(load_official_vae(path, preset), description), description)
-    path = model_path(spec)
-    if not path.is_file():
+    if registered_model(spec) is None and not model_path(spec).is_file():
         raise GenbenchError(f"--vae {spec}: no such checkpoint; give a registered tokenizer (genbench."
                             "models.tokenizer_adapters.TOKENIZERS), diffusers:PATH, "
-                            "demo:sit|demo:repa|demo:repae, a genbench checkpoint, or PRESET:PATH for an "
-                            "official VAE file (presets: "
-                            f"{', '.join(VAE_CONFIGS)})")
-    loaded = load_model_checkpoint(path)
+                            "demo:sit|demo:repa|demo:repae, a genbench checkpoint, an official model name "
+                            "(`genbench models list`: its VAE and latent statistics), or PRESET:PATH for an "
+                            f"official VAE file (presets: {', '.join(VAE_CONFIGS)})")
+    loaded = load_model(spec)  # a genbench checkpoint, demo name or official model (files fetched)
+    path = loaded.path
     if loaded.vae is None:
         raise GenbenchError(f"{path}: this checkpoint holds no VAE; give the VAE file as PRESET:PATH")
     description = _described(path)
@@ -136,12 +137,8 @@ def decode_uint8(model: nn.Module, z: torch.Tensor) -> np.ndarray:
 #                                             LPIPS
 # --------------------------------------------------------------------------------------------------
 
-VGG16_WEIGHTS = WeightsSpec("VGG16 (torchvision, LPIPS trunk)", "vgg16-397923af.pth",
-                            "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af")
-LPIPS_LIN_WEIGHTS = WeightsSpec(
-    "LPIPS v0.1 VGG linear heads", "lpips-v0.1-vgg.pth",
-    "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
-    "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868")
+VGG16_WEIGHTS = "vgg16-torchvision"  # registered files: torchvision's VGG16 (LPIPS trunk) and
+LPIPS_LIN_WEIGHTS = "lpips-v0.1-vgg"  # LPIPS v0.1's linear heads
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 LPIPS_TAPS = (3, 8, 15, 22, 29)  # torchvision vgg16.features indices of relu1_2, relu2_2, ..., relu5_3
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)  # LPIPS v0.1's input scaling of [-1, 1] images
@@ -203,16 +200,17 @@ class LPIPS(nn.Module):
 
 
 def load_lpips(vgg: str | Path | None = None, lin: str | Path | None = None) -> tuple[LPIPS | None, str]:
-    """(LPIPS, description) from the given files, else the verified cache files; (None, why) when the cache
-    lacks them. A file given explicitly that cannot be found or read is an error, not a skip."""
+    """(LPIPS, description) from the given files, else the registered files (fetched on first use); (None,
+    why) when they are not cached and genbench is offline. A file given explicitly that cannot be found or
+    read is an error, not a skip."""
+    from genbench.fetch import is_cached, offline, registered_file
     from genbench.models.official import read_state_file
-    from genbench.weights import cache_dir
 
-    missing = [spec for spec, given in ((VGG16_WEIGHTS, vgg), (LPIPS_LIN_WEIGHTS, lin))
-               if given is None and not (cache_dir() / spec.filename).is_file()]
-    if missing:
-        wanted = " and ".join(f"{spec.url} as {spec.filename}" for spec in missing)
-        return None, (f"LPIPS skipped: weights not in {cache_dir()} (download {wanted}, or pass "
+    missing = [registered_file(name) for name, given in ((VGG16_WEIGHTS, vgg), (LPIPS_LIN_WEIGHTS, lin))
+               if given is None and not is_cached(registered_file(name))]
+    if missing and offline():
+        wanted = " and ".join(f"{file.url} to {file.cached}" for file in missing)
+        return None, (f"LPIPS skipped: offline and the weights are not cached (download {wanted}, or pass "
                       "--lpips-vgg/--lpips-lin)")
     vgg_path, lin_path = resolve_weights(VGG16_WEIGHTS, vgg), resolve_weights(LPIPS_LIN_WEIGHTS, lin)
     description = f"LPIPS-VGG v0.1 ({_described(vgg_path)}, {_described(lin_path)})"
@@ -253,6 +251,17 @@ def _rank() -> int:
     import torch.distributed as dist
 
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _rank0_path(path: str) -> Path:
+    """Rank 0's `path` on every rank (its temporary folder, shared by the ranks of one machine)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        shared = [path]
+        dist.broadcast_object_list(shared, src=0)
+        path = shared[0]
+    return Path(path)
 
 
 def _barrier() -> None:
@@ -316,8 +325,6 @@ def _std(total_sum, total_sq, count: float):
 def _check_work_manifest(work_dir: Path, wanted: dict) -> None:
     """Record what a work folder holds, or check that a folder being resumed holds the same run (as
     `genbench sample` checks its manifest): other images, weights or settings are an error, not a mix."""
-    from genbench.io import write_text_atomic
-
     path = work_dir / "manifest.json"
     if path.is_file():
         found = json.loads(path.read_text())
@@ -376,10 +383,12 @@ def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batc
         images.flush()
         if latents is not None:
             latents.flush()
-        from genbench.io import write_text_atomic
-
         write_text_atomic(done, json.dumps(_merge(parts), default=lambda a: np.asarray(a).tolist()))
     _barrier()
+    missing = [i for i in range(len(chunks)) if not (work_dir / "chunks" / f"{i:05d}.json").is_file()]
+    if missing:
+        raise GenbenchError(f"{work_dir}: chunks {missing[:5]} of the other ranks are not there; under "
+                            "torchrun across machines give --work-dir on a filesystem every machine shares")
     total = _merge([json.loads((work_dir / "chunks" / f"{i:05d}.json").read_text())
                     for i in range(len(chunks))])
     shape = tuple(int(v) for v in total["shape"])
@@ -483,7 +492,7 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
     notes.append(f"throughput per process on {settings.device}, batch {settings.batch_size}")
     source_text = f"{source.description} (genbench {genbench.__version__}, tokenizers compare)"
     with tempfile.TemporaryDirectory(prefix="genbench-tokenizers-") as scratch:
-        work_dir = Path(settings.work_dir) if settings.work_dir is not None else Path(scratch)
+        work_dir = Path(settings.work_dir) if settings.work_dir is not None else _rank0_path(scratch)
         rows = [tokenizer_row(t, source, reference, extractor, labels, lpips, notes, settings, work_dir)
                 | {"source": source_text} for t in tokenizers]
         _barrier()  # no rank removes a shared temporary folder while another still reads it

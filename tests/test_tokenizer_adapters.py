@@ -421,9 +421,16 @@ def test_two_torchrun_processes_give_the_rows_of_one(tmp_path, flux_dir):
     assert len(a) == len(b) == 1
     chunks = sorted(p.name for p in (tmp_path / "work").glob("*/chunks/*.json"))
     assert len(chunks) == 5  # 21 images in chunks of 5, shared by the two ranks
+    # Without --work-dir the ranks share rank 0's temporary folder (one machine).
+    scratch = subprocess.run([*torchrun, "-m", "genbench", *args, "--board", str(tmp_path / "two.csv")],
+                             env=env, capture_output=True, text=True)
+    assert scratch.returncode == 0, scratch.stderr
+    b = read_board(tmp_path / "two.csv")
+    assert len(b) == 2
     # Equal up to the order of float64 sums (statistics reduced over ranks, chunk sums added in order).
     for column in ("rfid", "psnr", "ssim", "probe", "z0_mean", "z15_std", "latent_norm_std"):
-        assert b[column].iloc[0] == pytest.approx(a[column].iloc[0], rel=1e-7, abs=1e-10), column
+        for row in range(2):
+            assert b[column].iloc[row] == pytest.approx(a[column].iloc[0], rel=1e-7, abs=1e-10), column
 
 
 def test_the_published_board_cites_every_row_and_its_shapes_add_up(tmp_path, flux_dir):
