@@ -192,3 +192,20 @@ def test_eval_by_name_fetches_model_and_reference_and_samples_with_the_paper_set
     manifest = json.loads((tmp_path / "s.shards" / "manifest.json").read_text())
     assert manifest["sampler"] == "sde" and manifest["cfg_scale"] == 1.5
     assert len(server.requests) == 2  # the cached checkpoint was used
+
+
+def test_tokenizers_and_probe_take_official_names(official):
+    """`tokenizers compare --vae NAME` reads an official model's VAE (with its latent statistics) and
+    `probe --features sit:NAME` its SiT, through the same resolver."""
+    from genbench.probe import parse_feature_spec, sit_features
+    from genbench.tokenizers import load_tokenizer
+
+    _, states = official
+    tokenizer = load_tokenizer("tiny-sit")
+    key = "decoder.conv_out.weight"
+    assert torch.equal(tokenizer.adapter.vae.state_dict()[key], states["vae"][key])
+    assert torch.equal(tokenizer.adapter.latent_norm.running_var, torch.full((C,), 4.0))  # the stats file
+    features, provenance = sit_features(parse_feature_spec("sit:tiny-repae:layer=1"), None, 0, "cpu")
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    pooled = features(images, torch.arange(2))
+    assert pooled["layer1"].shape == (2, TINY_XL["hidden_size"]) and "repae-ckpt.pt" in provenance["model"]
