@@ -81,10 +81,6 @@ class RemoteFile:
     def cached(self) -> Path:
         return cache_dir() / self.path
 
-    @property
-    def filename(self) -> str:  # the name WeightsSpec gave `path`; callers not yet moved use it
-        return self.path
-
 
 class TransientError(Exception):
     """A failure worth retrying (connection reset, timeout, cut-off body, 5xx)."""

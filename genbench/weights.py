@@ -36,13 +36,6 @@ def verify_sha256(path: Path, expected: str | None) -> str:
     return actual
 
 
-def WeightsSpec(name: str, filename: str, url: str, sha256: str | None) -> RemoteFile:  # noqa: N802
-    """An ad-hoc weights file outside the registry (kept for callers not yet moved to registry names)."""
-    from genbench.fetch import RemoteFile
-
-    return RemoteFile(name=filename.replace("/", "__"), url=url, path=filename, sha256=sha256, source=name)
-
-
 def resolve_weights(spec: str | RemoteFile, override: str | Path | None = None) -> Path:
     """Path of the weights `spec` (a registered file name, or a RemoteFile for files the registry cannot
     list, e.g. any open_clip model): `override` as given (any hash; the caller records it), else the cache
