@@ -26,6 +26,7 @@ def one_line(text: str) -> str:
     message quoting a file's content may hold newlines."""
     if "Original Traceback" in text:  # "Caught GenbenchError in DataLoader worker ...": keep the message
         text = text.rstrip().splitlines()[-1].partition(": ")[2] or text
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # undecodable argv bytes, escaped
     return " ".join(text.split())
 
 

@@ -129,7 +129,7 @@ def append_row(board_path: str | Path, row: dict[str, Any]) -> None:
     board_path = Path(board_path)
     for column in TEXT_COLUMNS:
         if isinstance(row.get(column), str):
-            check_text_cell(f"row '{str(row.get('name'))[:40]}' for {board_path}", column, row[column])
+            check_text_cell(f"row {str(row.get('name'))[:40]!r} for {board_path}", column, row[column])
     if board_path.is_symlink():  # lock and replace the target, so the link and its other users see the row
         board_path = Path(os.path.realpath(board_path))
     if board_path.exists():

@@ -71,6 +71,11 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 def check_text_cell(where: str, column: str, value: str) -> str:
     """A text cell of a board: no newline or other control character (they break CSV readers, Markdown
     and LaTeX tables), at most 1,000 characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:  # undecodable bytes of a command line arrive as lone surrogates
+        raise GenbenchError(f"{where}: {column} {value[:60]!r} is not valid UTF-8 text; give a UTF-8 "
+                            "name") from error
     if CONTROL_CHARACTERS.search(value):
         raise GenbenchError(f"{where}: {column} {value[:60]!r} holds a newline or control character; "
                             "give a one-line name (e.g. --name)")

@@ -159,6 +159,7 @@ class Case:
     code: int = 2
     needs_permissions: bool = False  # root writes anywhere: such a case cannot fail for root
     env: dict[str, Callable[[Path], Path]] | None = None  # variables set to a file made in tmp
+    needs_no_cuda: bool = False
 
 
 def _unwritable(tmp: Path) -> Path:
@@ -775,6 +776,48 @@ CASES += [
         "holds a newline",
     ),
     Case(
+        "add-name-not-utf8",
+        lambda t, o: [
+            "leaderboard",
+            "add",
+            o["results.json"],
+            "--board",
+            t / "b.csv",
+            "--name",
+            b"caf\xe9".decode("utf-8", "surrogateescape"),  # how Python hands over undecodable argv bytes
+        ],
+        "is not valid UTF-8",
+    ),
+    Case(
+        "eval-worker-process-error",
+        lambda t, o: [
+            "eval",
+            "--samples",
+            _folder_with(t, lambda path: write(path, b"\x89PNG\r\n\x1a\n truncated"), "cut.png"),
+            "--ref",
+            o["ref.npz"],
+            *EVAL,
+            "--num-workers",
+            "1",
+        ],
+        "cut.png",
+    ),
+    Case(
+        "eval-device-cuda-without-cuda",
+        lambda t, o: [
+            "eval",
+            "--samples",
+            o["samples.npz"],
+            "--ref",
+            o["ref.npz"],
+            *EVAL,
+            "--device",
+            "cuda",
+        ],
+        "--device cuda",
+        needs_no_cuda=True,
+    ),
+    Case(
         "add-results-schema-0",
         lambda t, o: [
             "leaderboard",
@@ -1091,6 +1134,8 @@ def _files(root: Path) -> dict[str, int]:
 def test_hostile_input(case: Case, ok, tmp_path, capsys, monkeypatch):
     if case.needs_permissions and os.geteuid() == 0:
         pytest.skip("running as root, who may write into a read-only folder")
+    if case.needs_no_cuda and torch.cuda.is_available():
+        pytest.skip("CUDA is available here, so --device cuda is valid")
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))  # no weights: nothing can be downloaded
     monkeypatch.setenv("GENBENCH_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
@@ -1382,3 +1427,17 @@ def test_ref_build_killed_while_writing_leaves_no_file_and_a_rerun_completes(tmp
         np.testing.assert_array_equal(rerun.gaussians[name][0], mu)
         np.testing.assert_array_equal(rerun.gaussians[name][1], sigma)
     np.testing.assert_array_equal(rerun.rows["pool"], expected.rows["pool"])
+
+
+def test_a_corrupt_download_is_blamed_on_its_url_not_a_deleted_temporary_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    source = write(tmp_path / "edm2.pkl", b"\x80\x04not really a pickle")
+    registry = write(
+        tmp_path / "registry.json",
+        json.dumps({"reference_sets": {"broken": {"url": source.as_uri(), "format": "edm2-pkl"}}}),
+    )
+    monkeypatch.setenv("GENBENCH_REFERENCE_REGISTRY", str(registry))
+    code, _, err = run_main(capsys, monkeypatch, "ref", "fetch", "broken")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"{source.as_uri()} (downloaded for 'broken'): not an EDM2 reference pickle" in err
+    assert ".part" not in err and not list((tmp_path / "cache" / "reference").glob("broken*"))
