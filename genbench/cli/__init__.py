@@ -65,8 +65,12 @@ def main() -> None:
     except Exception as error:
         # Usage errors (unknown option, bad value) arrive here in non-standalone mode; Typer vendors
         # click, so recognise them by their interface rather than by class.
-        if hasattr(error, "show") and hasattr(error, "exit_code"):
-            error.show()
+        if hasattr(error, "format_message") and hasattr(error, "exit_code"):
+            context = getattr(error, "ctx", None)
+            command = context.command_path if context is not None else "genbench"
+            message = one_line(error.format_message())
+            if message:  # empty when the help was printed instead (a command given no arguments)
+                _print_error(f"{message} (see `{command} --help`)")
             sys.exit(error.exit_code)
         _internal_error(error, debug)
         sys.exit(1)

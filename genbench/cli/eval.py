@@ -20,6 +20,7 @@ from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
 from genbench.results import write_results
 from genbench.sources import open_source
+from genbench.validate import number_option
 from genbench.worlds.demo import DEMO, demo_recipe, demo_reference
 
 DEFAULT_METRICS = "fid,sfid,is,pr,kid"
@@ -88,10 +89,11 @@ def eval_command(
                                                   "paper's]."),
     steps: int | None = typer.Option(None, min=1, help="With --model: sampling steps [250; demo 50; an "
                                                        "official model: its paper's]."),
-    cfg_scale: float | None = typer.Option(None, help="With --model: guidance scale, 1 = off [1; an official "
-                                                      "model: its paper's]."),
-    guidance_interval: tuple[float, float] | None = typer.Option(None, help="With --model: LOW HIGH [0 1; an "
-                                                                            "official model: its paper's]."),
+    cfg_scale: float | None = typer.Option(None, callback=number_option(), help="With --model: guidance "
+                                           "scale, 1 = off [1; an official model: its paper's]."),
+    guidance_interval: tuple[float, float] | None = typer.Option(
+        None, callback=number_option(0.0, 1.0), help="With --model: LOW HIGH [0 1; an official model: its "
+        "paper's]."),
     sample_seed: int = typer.Option(0, help="With --model: seed of labels and noise."),
     ref: list[Path] | None = typer.Option(None, help="Reference statistics .npz (ADM batch or `genbench "
                                                      "ref build`) or a set fetched with `genbench ref fetch "

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from genbench.cli import app
 from genbench.errors import GenbenchError
+from genbench.validate import number_option
 
 console = Console()
 
@@ -21,7 +22,7 @@ def sample(
                                              "a genbench training checkpoint, demo[:sit|:repa|:repae], or an "
                                              "official SiT file with --official.")],
     out: Annotated[Path, typer.Option(help="ADM .npz to write (arr_0 uint8 NHWC, arr_1 labels).")],
-    num: Annotated[int, typer.Option(help="Number of samples.")] = 50_000,
+    num: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 50_000,
     official: Annotated[str | None, typer.Option(help="Official model name, e.g. sit-repae-sdvae, "
                                                       "repa-sit-xl-2, sit-xl-2-256.")] = None,
     vae: Annotated[Path | None, typer.Option(help="VAE weights for an official SiT (replaces a registered "
@@ -29,21 +30,24 @@ def sample(
     latents_stats: Annotated[Path | None, typer.Option(help="REPA-E <vae>-latents-stats.pt.")] = None,
     sampler: Annotated[str | None, typer.Option(
         help="sde (Euler-Maruyama) | ode (Euler; --heun) [sde; a registered model: its paper's].")] = None,
-    steps: Annotated[int | None, typer.Option(help="Sampling steps [250; a registered model: its paper's].")
-                     ] = None,
+    steps: Annotated[int | None, typer.Option(
+        min=1, help="Sampling steps [250; a registered model: its paper's].")] = None,
     cfg_scale: Annotated[float | None, typer.Option(
+        callback=number_option(),
         help="Classifier-free guidance scale, 1 = off [1; a registered model: its paper's].")] = None,
     guidance_interval: Annotated[tuple[float, float] | None, typer.Option(
+        callback=number_option(0.0, 1.0),
         help="Guide only for LOW <= t <= HIGH, t = 1 noise [0 1; a registered model: its paper's].")] = None,
     heun: Annotated[bool, typer.Option(help="Heun correction for the ODE sampler.")] = False,
     cfg_channels: Annotated[int | None, typer.Option(
-        help="Guide only the first K latent channels (3 = SiT's official CFG) [all; a registered model: "
-             "its paper's].")] = None,
+        min=1, help="Guide only the first K latent channels (3 = SiT's official CFG) [all; a registered "
+        "model: its paper's].")] = None,
     balanced: Annotated[bool, typer.Option("--balanced/--random-labels",
                                            help="Exactly N/K per class, or uniform random labels.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the labels and every sample's noise.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Per-process batch (does not change the samples).")] = 64,
-    shard_size: Annotated[int, typer.Option(help="Samples per resumable shard.")] = 1000,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="Per-process batch (does not change the samples).")] = 64,
+    shard_size: Annotated[int, typer.Option(min=1, help="Samples per resumable shard.")] = 1000,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast around the SiT.")] = False,
     work_dir: Annotated[Path | None, typer.Option(help="Shard directory (default: OUT.shards).")] = None,
     device: Annotated[str, typer.Option(help="auto (cuda when available) | cpu | cuda[:N].")] = "auto",
