@@ -150,20 +150,26 @@ def record_path(file: RemoteFile) -> Path:
     return cache_dir() / "records" / f"{file.name}.json"
 
 
-def recorded_sha256(file: RemoteFile) -> str | None:
+def read_record(file: RemoteFile) -> dict[str, Any] | None:
+    """The fetch record of `file` ({name, path, url, sha256, size, mtime_ns, recorded}), None if none."""
     path = record_path(file)
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("sha256"), str):
+            raise ValueError("no sha256")
+        return record
+    except (OSError, ValueError, AttributeError) as error:
         raise GenbenchError(f"{path}: unreadable fetch record ({error}); delete it (the file's digest is "
                             "then recorded again on next use)") from error
 
 
 def write_record(file: RemoteFile, sha256: str, url: str | None) -> None:
-    record = {"name": file.name, "path": file.path, "url": url, "sha256": sha256,
-              "size": file.cached.stat().st_size,
+    """Record the digest of the cached file, with the size and mtime it was computed at."""
+    stat = file.cached.stat()
+    record = {"name": file.name, "path": file.path, "url": url, "sha256": sha256, "size": stat.st_size,
+              "mtime_ns": stat.st_mtime_ns,
               "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     write_text_atomic(record_path(file), json.dumps(record, indent=2) + "\n")
 
@@ -294,6 +300,8 @@ def download(file: RemoteFile, target: Path | None = None, progress: Progress | 
             errors.append(f"offline ({OFFLINE_ENV}=1, not downloading {url})")
             continue
         resumed = part.is_file()
+        if os.environ.get("RANK", "0") == "0":  # a line for logs, where the progress bar does not show
+            print(f"genbench: {'resuming' if resumed else 'downloading'} {url} -> {target}", file=sys.stderr)
         try:
             _download_with_retries(url, part, progress)
         except (OSError, http.client.HTTPException, GenbenchError) as error:
@@ -322,19 +330,25 @@ def download(file: RemoteFile, target: Path | None = None, progress: Progress | 
 
 
 def verify_cached(file: RemoteFile) -> str:
-    """Hash the cached copy of `file` and check it against the registry's digest and the recorded one
-    (recording it when there is none yet). Returns the full digest."""
+    """Check the cached copy of `file` against the registry's digest and the recorded one (recording it
+    when there is none yet); returns the full digest. The file is hashed unless its size and mtime are
+    those the recorded digest was computed at (a multi-GB checkpoint is then not read on every use, and
+    any write to the file changes its mtime)."""
     path = file.cached
-    sha256 = sha256_file(path)
+    record = read_record(file)
+    stat = path.stat()
+    unchanged = record is not None and (record.get("size"), record.get("mtime_ns")) == (stat.st_size,
+                                                                                        stat.st_mtime_ns)
+    sha256 = record["sha256"] if unchanged else sha256_file(path)
     fix = "delete it and it is downloaded again on next use (or fetch it by hand)"
     check_sha256(sha256, file.sha256, str(path), f"the file is corrupt or another file; {fix}",
                  "registry's")
-    recorded = recorded_sha256(file)
-    if recorded is None:
+    if record is None:
         write_record(file, sha256, None)
-    else:
-        check_sha256(sha256, recorded, str(path), f"it changed since it was first used; {fix}",
+    elif not unchanged:
+        check_sha256(sha256, record["sha256"], str(path), f"it changed since it was first used; {fix}",
                      "recorded")
+        write_record(file, sha256, record.get("url"))  # same content, new mtime (e.g. copied back)
     return sha256
 
 

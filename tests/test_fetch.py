@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -152,6 +153,27 @@ def test_tampered_download_is_refused_and_not_cached(server, registry, tmp_path,
     code, _, err = run_main(capsys, monkeypatch, "models", "fetch", "weights")
     assert code == 2 and "does not match the registry's" in err and "Traceback" not in err
     assert cache_listing(tmp_path) == []
+
+
+def test_a_cached_file_is_hashed_again_only_when_size_or_mtime_changed(server, registry, tmp_path,
+                                                                        monkeypatch):
+    server.files["/w/model.bin"] = DATA
+    registry("weights", server.url("/w/model.bin"), "model.bin", digest(DATA))
+    path = fetcher.fetch("weights", progress=False)
+    hashed = []
+    real = fetcher.sha256_file
+    monkeypatch.setattr(fetcher, "sha256_file", lambda p: hashed.append(p) or real(p))
+    fetcher.fetch("weights", progress=False)
+    assert hashed == []  # size and mtime as recorded: the recorded digest stands
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched, same bytes
+    fetcher.fetch("weights", progress=False)
+    assert hashed == [path]
+    fetcher.fetch("weights", progress=False)
+    assert hashed == [path]  # the new mtime was recorded
+    path.write_bytes(DATA[::-1])  # same size, other bytes
+    with pytest.raises(GenbenchError, match="does not match the registry's"):
+        fetcher.fetch("weights", progress=False)
 
 
 def test_without_a_digest_the_first_download_is_recorded_and_checked_ever_after(server, registry, tmp_path):
