@@ -1381,6 +1381,17 @@ def test_resumed_training_logs_each_step_once_and_refuses_other_data(tmp_path, c
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["0000002.pt", "0000004.pt"]
 
+    state = torch.load(run / "checkpoints" / "0000004.pt", weights_only=True)
+    for damage, message in (
+        (lambda st: st.pop("ema"), "0000006.pt: holds a NoneType where a state dict"),
+        (lambda st: st.pop("rng"), "0000006.pt: incomplete or damaged training checkpoint"),
+    ):
+        damaged = dict(state)
+        damage(damaged)
+        torch.save(damaged, run / "checkpoints" / "0000006.pt")
+        code, _, err = run_main(capsys, monkeypatch, *common, "--resume", "--steps", "8")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
 
 def _build_and_die_while_writing(argv: list[str]) -> None:
     """In a forked child: `genbench ref build`, SIGKILLed after its output .npz is half written."""
@@ -1441,3 +1452,33 @@ def test_a_corrupt_download_is_blamed_on_its_url_not_a_deleted_temporary_file(tm
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert f"{source.as_uri()} (downloaded for 'broken'): not an EDM2 reference pickle" in err
     assert ".part" not in err and not list((tmp_path / "cache" / "reference").glob("broken*"))
+
+
+def test_a_corrupt_shard_on_resume_is_blamed_on_the_shard(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "s.npz"
+    sample = [
+        "sample",
+        "--model",
+        "demo",
+        "--num",
+        "2",
+        "--steps",
+        "1",
+        "--shard-size",
+        "1",
+        "--device",
+        "cpu",
+        "--no-grid",
+        "--out",
+        out,
+    ]
+    code, _, err = run_main(capsys, monkeypatch, *sample)
+    assert code == 0, err
+    shard = tmp_path / "s.shards" / "shard-00001.npz"
+    shard.write_bytes(shard.read_bytes()[:100])  # a shard file cut short (written by hand, or a disk fault)
+    out.unlink()
+    code, _, err = run_main(capsys, monkeypatch, *sample)
+    errors = [line for line in err.splitlines() if "error" in line]  # beside the progress bar's last line
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err
+    assert "shard-00001.npz: not a readable sample shard .npz" in err and "delete it and re-run" in err
+    assert not out.exists()
