@@ -467,22 +467,28 @@ class Trainer:
         return self._data_fingerprint
 
     def load_state_dict(self, state: dict, source: str | Path) -> None:
-        load_state_strict(self.sit, state["model"], source)
-        load_state_strict(self.ema, state["ema"], source)
-        load_state_strict(self.vae, state["vae"], source)
+        """Restore a checkpoint's full state; a missing or wrong-typed entry is a GenbenchError naming it."""
+        load_state_strict(self.sit, state.get("model"), source)
+        load_state_strict(self.ema, state.get("ema"), source)
+        load_state_strict(self.vae, state.get("vae"), source)
         if self.discriminator is not None:
-            load_state_strict(self.discriminator, state["discriminator"], source)
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        self.step = int(state["step"])
-        rngs = state["rng"]
-        if len(rngs) != self.world:
-            warnings.warn(f"{source}: saved by {len(rngs)} processes, resumed by {self.world}; random draws "
-                          "will differ from an uninterrupted run", stacklevel=2)
-        rng = rngs[self.rank % len(rngs)]
-        torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+            load_state_strict(self.discriminator, state.get("discriminator"), source)
+        try:
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+            self.step = int(state["step"])
+            rngs = list(state["rng"])
+            if len(rngs) != self.world:
+                warnings.warn(f"{source}: saved by {len(rngs)} processes, resumed by {self.world}; random "
+                              "draws will differ from an uninterrupted run", stacklevel=2)
+            rng = rngs[self.rank % len(rngs)]
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, ZeroDivisionError) as error:
+            raise GenbenchError(f"{source}: incomplete or damaged training checkpoint "
+                                f"({type(error).__name__}: {str(error)[:100]}); resume from an earlier "
+                                "checkpoint or start a new run") from error
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint atomically (temp file, then os.replace); rank 0 only."""
