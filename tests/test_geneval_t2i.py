@@ -153,3 +153,14 @@ def test_tiny_text_model_trains_samples_deterministically_and_scores(tmp_path, g
     assert results["provenance"]["geneval"]["missing_tasks"] == []
     assert {f"geneval_{t}" for t in TASKS} <= set(results["metrics"])
     assert results["metrics"]["geneval_overall_ci_low"] <= results["metrics"]["geneval_overall"]
+
+
+def test_x_prediction_returns_the_velocity_of_its_clean_image():
+    """A fresh TextSiT outputs exactly 0 (adaLN-Zero), so its x-prediction is x0 = 0 and its velocity
+    (x_t - x0) / max(t, 0.05); a v-predicting one returns the 0 itself."""
+    x, t, y = torch.randn(3, 4, 8, 8), torch.tensor([0.01, 0.5, 1.0]), torch.tensor([0, 5, 336])
+    x_model = build_sit("TextSiT-T/2", input_size=8, in_channels=4, num_classes=336, z_dim=0, prediction="x")
+    v_model = build_sit("TextSiT-T/2", input_size=8, in_channels=4, num_classes=336, z_dim=0)
+    expected = x / torch.tensor([0.05, 0.5, 1.0]).view(-1, 1, 1, 1)
+    torch.testing.assert_close(x_model.eval()(x, t, y), expected)
+    assert torch.equal(v_model.eval()(x, t, y), torch.zeros_like(x))

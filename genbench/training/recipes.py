@@ -154,14 +154,14 @@ PRESETS |= {
     "tiny-sit": {**_TINY, "recipe": "sit", "encoder": None, "latent_norm": "none"},
 }
 # The shapes world's miniature text-to-image model (genbench.geneval.t2i, scripts/train_geneval_t2i.sh): a
-# caption-conditioned SiT (TextSiT, joint attention over image and text tokens) on 64 px pixels
-# (pixel_unshuffle by 4, patch 2: 64 tokens); its classes are the 336 captions of the shapes grammar
+# caption-conditioned SiT (TextSiT, joint attention over image and text tokens, x-prediction) on 64 px
+# pixels (pixel_unshuffle by 4, patch 2: 64 tokens); its classes are the 336 captions of the shapes grammar
 # (caption set "shapes"), the null caption its CFG condition.
 PRESETS["t2i-shapes"] = {
-    "recipe": "sit", "sit": {"name": "TextSiT-M/2", "text_attention": "joint"},
+    "recipe": "sit", "sit": {"name": "TextSiT-M/2", "text_attention": "joint", "prediction": "x"},
     "vae": {"preset": "pixels-f4"}, "encoder": None, "latent_norm": "none", "resolution": 64,
     "num_classes": 336, "class_dropout_prob": 0.1, "batch_size": 16, "lr": 6e-4, "steps": 2200,
-    "ema_decay": 0.998, "lpips": False, "cache_latents": True, "log_every": 50, "checkpoint_every": 500}
+    "ema_decay": 0.998, "lpips": False, "cache_latents": True, "log_every": 50, "checkpoint_every": 250}
 
 
 def to_vae_input(images: torch.Tensor) -> torch.Tensor:
