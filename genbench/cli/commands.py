@@ -1,5 +1,6 @@
 """Imports every verb module so that each registers its commands on the app."""
 
+import genbench.cli.adm_parity  # noqa: F401
 import genbench.cli.clip_score  # noqa: F401
 import genbench.cli.eval  # noqa: F401
 import genbench.cli.geneval  # noqa: F401
