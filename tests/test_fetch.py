@@ -342,3 +342,27 @@ def test_registry_errors_name_the_file(registry, tmp_path):
         fetcher.fetch("weights", progress=False)
     with pytest.raises(GenbenchError, match="not a registered file"):
         fetcher.fetch("nope", progress=False)
+
+
+def test_the_shipped_registry_is_consistent(monkeypatch):
+    """Every shipped entry parses; model files, folder files and reference sets are registered, paths in the
+    cache are distinct, URLs are the publishers' https ones, and every digest given is hex."""
+    from genbench.models.official import registered_models
+
+    monkeypatch.delenv("GENBENCH_REFERENCE_REGISTRY", raising=False)
+    files = fetcher.registered_files()
+    registry = fetcher.load_registry()
+    assert {"inception-2015-12-05", "dinov2-large", "vgg16-torchvision", "lpips-v0.1-vgg"} <= set(files)
+    paths = [file.path for file in files.values()]
+    assert len(paths) == len(set(paths))
+    assert all(file.url.startswith("https://") for file in files.values())
+    for folder, names in registry["folders"].items():
+        assert all(name in files for name in names), folder
+        assert len({files[name].cached.parent for name in names}) == 1, folder
+    models = registered_models()
+    official = {"sit-repae-sdvae", "sit-repae-invae", "sit-repae-vavae", "repa-sit-xl-2", "sit-xl-2-256"}
+    assert official <= set(models)
+    for model in models.values():
+        assert all(name in files for name in model.file_names), model.name
+    assert models["sit-repae-sdvae"].sampling["cfg_scale"] == 2.2  # REPA-E README, CFG 2.2 on [0, 0.65]
+    assert all(entry["url"].startswith("https://") for entry in registry["reference_sets"].values())
