@@ -32,6 +32,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -117,12 +118,24 @@ class Report:
         if self.left() < needs_s:
             return self.add(section, row, note=f"skipped: {self.left():.0f} s of the budget left, needs "
                                                f"~{needs_s:.0f} s")
+        limit = max(1, int(self.left()))
+
+        def stop(signum, frame):  # a row that overruns the budget is stopped, not waited for
+            raise TimeoutError(f"stopped at the end of the time budget ({limit} s into the row)")
+
+        previous = signal.signal(signal.SIGALRM, stop)
         try:
-            return self.add(section, row, **fn())
+            try:
+                signal.alarm(limit)
+                values = fn()
+            finally:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, previous)
         except Exception as error:  # noqa: BLE001  (an unattended run records the failure and goes on)
             detail = traceback.format_exception_only(type(error), error)[-1].strip()
             _free(self.device)
             return self.add(section, row, error=detail[:300], note=f"failed: {detail[:120]}")
+        return self.add(section, row, **values)
 
     def write(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -510,18 +523,27 @@ def training_rows(report: Report, sizes: Sizes, device: str, tmp: Path) -> None:
         return {"throughput": batch * sizes.train_steps / seconds, "unit": "img/s", "batch": batch,
                 "seconds": seconds / sizes.train_steps, **memory}
 
+    def fits(batch: int, mixed: str) -> bool:
+        """Whether one eager step at `batch` fits (an OOM shows within seconds, without compiling)."""
+        try:
+            with tf32(mixed == "bf16"):
+                trainer(batch, mixed, False).train_step()
+            return True
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            _free(device)
+
     def largest(mixed: str, compile_it: bool, batches: tuple[int, ...]) -> dict:
-        """The first batch (largest first) that fits; OOMs are noted."""
-        tried = []
+        """Measured at the largest batch (largest first) whose eager step fits; OOMs are noted."""
+        too_big = []
         for batch in batches:
-            try:
-                values = measure(batch, mixed, compile_it)
-            except torch.OutOfMemoryError:
-                _free(device)
-                tried.append(batch)
+            if not fits(batch, mixed):
+                too_big.append(batch)
                 continue
-            values["note"] = (f"largest batch that fits of {list(batches)}" + (f" (OOM at {tried})" if tried
-                                                                              else "") + "; seconds per step")
+            values = measure(batch, mixed, compile_it)
+            values["note"] = (f"largest batch that fits of {list(batches)}"
+                              + (f" (OOM at {too_big})" if too_big else "") + "; seconds per step")
             return values
         raise RuntimeError(f"out of memory at every batch size {list(batches)}")
 

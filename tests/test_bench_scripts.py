@@ -100,3 +100,21 @@ def test_bench_memory_measures_each_metric_in_a_fresh_process(tmp_path):
         assert "error" not in row and len(row["extra_peak_mb"]) == 2
         assert all(0 <= mb < 2000 for mb in row["extra_peak_mb"])
     assert json.loads((tmp_path / "memory.json").read_text()) == rows
+
+
+def test_bench_gpu_rows_record_failures_and_stop_at_the_budget(tmp_path):
+    bench = load_script("bench_gpu")
+    sizes = bench.dataclasses.replace(bench.TINY, budget_s=2.0)
+    report = bench.Report(tmp_path / "bench", sizes, "cpu", tiny=True)
+
+    def fails() -> dict:
+        raise ValueError("broken row")
+
+    report.run("s", "failing", 0.0, fails)
+    report.run("s", "overrunning", 0.0, lambda: bench.time.sleep(30) or {"throughput": 1.0})
+    report.run("s", "late", 1.0, lambda: {"throughput": 1.0})
+    failing, overrunning, late = report.rows
+    assert "ValueError: broken row" in failing["error"]
+    assert "time budget" in overrunning["error"] and report.elapsed() < 10
+    assert late["note"].startswith("skipped") and "throughput" not in late
+    assert len(json.loads((tmp_path / "bench.json").read_text())["rows"]) == 3
