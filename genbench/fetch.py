@@ -285,11 +285,13 @@ def _cache_lock(target: Path) -> Iterator[None]:
 
 
 def download(file: RemoteFile, target: Path | None = None, progress: Progress | None = None,
-             check: Callable[[Path], None] | None = None, by_hand: str | None = None) -> tuple[str, str]:
+             check: Callable[[Path], None] | None = None, by_hand: str | None = None,
+             recorded: str | None = None) -> tuple[str, str]:
     """Download `file` to `target` (default: its cache path) through the mirror and the publisher, verify
-    size and SHA-256, run `check(partial_path)` (e.g. "is this a readable .npz"), then rename it into
-    place. Returns (sha256, the URL it came from). Every failure is a GenbenchError ending in `by_hand`
-    (default: where a hand-downloaded copy goes); a failed check or digest leaves no file behind."""
+    size and SHA-256 (the registry's, and `recorded`, the digest of an earlier download, when given), run
+    `check(partial_path)` (e.g. "is this a readable .npz"), then rename it into place. Returns (sha256, the
+    URL it came from). Every failure is a GenbenchError ending in `by_hand` (default: where a
+    hand-downloaded copy goes); a failed check or digest leaves no file behind."""
     target = target or file.cached
     by_hand = by_hand or f"download it by hand to {target}"
     part = target.with_name(target.name + ".part")
@@ -314,12 +316,15 @@ def download(file: RemoteFile, target: Path | None = None, progress: Progress | 
             sha256 = sha256_file(part)
             check_sha256(sha256, file.sha256, url, "the download is corrupt or the file changed upstream "
                          "(nothing was kept); try again, or check the registry entry", "registry's")
+            check_sha256(sha256, recorded, url, "the file changed upstream since its first download "
+                         f"(nothing was kept); delete {record_path(file)} to accept the new one",
+                         "recorded")
             if check is not None:
                 check(part)
         except GenbenchError:
             part.unlink(missing_ok=True)
             if resumed:  # the kept partial file may have come from an older upload: one fresh try
-                return download(file, target, progress, check, by_hand)
+                return download(file, target, progress, check, by_hand, recorded)
             raise
         except BaseException:
             part.unlink(missing_ok=True)
@@ -362,8 +367,9 @@ def fetch(file: str | RemoteFile, progress: Progress | bool = True) -> Path:
         if target.is_file():
             verify_cached(file)
             return target
+        record = read_record(file)  # a file deleted from the cache must come back the same
         with progress_bar(file.name, progress) as report:
-            sha256, url = download(file, target, report)
+            sha256, url = download(file, target, report, recorded=record["sha256"] if record else None)
         write_record(file, sha256, url)
     return target
 

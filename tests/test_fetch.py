@@ -185,6 +185,14 @@ def test_without_a_digest_the_first_download_is_recorded_and_checked_ever_after(
     with pytest.raises(GenbenchError, match="changed since it was first used"):
         fetcher.fetch("weights", progress=False)
 
+    path.unlink()  # deleted, and the publisher now serves other bytes: refused, nothing kept
+    server.files["/w/model.bin"] = DATA[::-1]
+    with pytest.raises(GenbenchError, match="does not match the recorded .* changed upstream since"):
+        fetcher.fetch("weights", progress=False)
+    assert cache_listing(tmp_path) == []
+    server.files["/w/model.bin"] = DATA  # the same bytes again: accepted
+    assert fetcher.fetch("weights", progress=False).read_bytes() == DATA
+
 
 def test_a_download_cut_halfway_resumes_with_a_range_request(server, registry, tmp_path):
     server.files["/w/model.bin"] = DATA
