@@ -374,3 +374,25 @@ def test_the_shipped_registry_is_consistent(monkeypatch):
         assert all(name in files for name in model.file_names), model.name
     assert models["sit-repae-sdvae"].sampling["cfg_scale"] == 2.2  # REPA-E README, CFG 2.2 on [0, 0.65]
     assert all(entry["url"].startswith("https://") for entry in registry["reference_sets"].values())
+
+
+def test_processes_fetching_the_same_file_download_it_once(server, registry, tmp_path):
+    """Every rank of a torchrun job asks for the same file at once: one downloads, the others wait for
+    the lock and find it verified (threads stand in for processes: each opens the lock file itself)."""
+    server.files["/w/model.bin"] = DATA * 8
+    registry("weights", server.url("/w/model.bin"), "model.bin", digest(DATA * 8))
+    results, errors = [], []
+
+    def rank() -> None:
+        try:
+            results.append(fetcher.fetch("weights", progress=False).read_bytes() == DATA * 8)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=rank) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and results == [True] * 4
+    assert len(server.requests) == 1
