@@ -484,7 +484,9 @@ def read_npz(path: str | Path, what: str, required: Sequence[str] = (), optional
                     if member.tell() + size != info.file_size:
                         raise GenbenchError(f"{path}: {key}'s header says {shape} {dtype} but the member "
                                             f"holds {info.file_size - member.tell()} bytes; {fix}")
-                    data = np.frombuffer(member.read(size), dtype=dtype)
+                    data = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+                    if size and member.readinto(memoryview(data.view(np.uint8))) != size:
+                        raise GenbenchError(f"{path}: {key} ends early; {fix}")
                 arrays[key] = data.reshape(shape, order="F" if fortran else "C")
     except GenbenchError:
         raise
