@@ -6,7 +6,7 @@ The evaluator (`evaluations/evaluator.py` at a pinned commit) and its Inception 
 (the graph has no published digest: its first download's is recorded and checked on every later use).
 The evaluator runs as its own `main()` does, in this process, with the TensorFlow it imports itself
 (`pip install genbench[adm]`); genbench never imports TensorFlow. Two adaptations, neither touching a
-number: `np.bool` (used by `evaluate_pr`, removed in NumPy 1.24) is aliased to `bool`, and the module's
+number: `np.bool` (used by `evaluate_pr`; NumPy 1.24-1.26 lack it) is aliased to `bool`, and the module's
 `INCEPTION_V3_PATH` points at the fetched graph instead of the working directory.
 
 Both `evaluator_path` and `graph_path` are injectable, so the harness runs end to end against a stand-in
@@ -69,7 +69,7 @@ def load_evaluator(evaluator_path: Path, graph_path: Path) -> ModuleType:
         if not hasattr(module, name):
             raise GenbenchError(f"{evaluator_path}: has no {name}; give guided-diffusion's evaluator.py")
     if not hasattr(np, "bool"):
-        np.bool = bool  # type: ignore[attr-defined]  # evaluate_pr's np.bool, gone since NumPy 1.24
+        np.bool = bool  # type: ignore[attr-defined]  # evaluate_pr's np.bool, missing in NumPy 1.24-1.26
     module.INCEPTION_V3_PATH = str(graph_path)  # read by _create_*_graph; no download when it exists
     return module
 

@@ -5,8 +5,8 @@ Run where TensorFlow is installed (it need not be genbench's environment), with 
     python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu numpy scipy requests tqdm
     /tmp/tfenv/bin/python scripts/make_adm_fixtures.py PATH/evaluations/evaluator.py --out tests/fixtures/adm
 
-The evaluator is imported from that path and run as is (its `np.bool` is aliased to `bool` so that it runs
-under NumPy >= 1.24); nothing of it is copied. Its Inception graph is not needed: the feature rows are
+The evaluator is imported from that path and run as is (its `np.bool` is aliased to `bool` under NumPy
+1.24-1.26, which lack it); nothing of it is copied. Its Inception graph is not needed: the feature rows are
 generated here from fixed seeds (`case_features`, `fid_features`, `is_logits`; the tests regenerate them
 from the same functions), and the script keeps only what the evaluator returns:
 - P/R: `ManifoldEstimator.manifold_radii` of both sets and `compute_prec_recall`'s precision and recall;
@@ -135,7 +135,8 @@ def _load_evaluator(path: Path):
     spec = importlib.util.spec_from_file_location("adm_evaluator", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.np.bool = bool  # evaluate_pr's np.bool was removed in NumPy 1.24; the alias restores it
+    if not hasattr(np, "bool"):  # evaluate_pr's np.bool: removed in NumPy 1.24, back in 2.0
+        np.bool = bool
     return module
 
 

@@ -83,7 +83,7 @@ def test_evaluator_graph_path_is_injected(batches, tmp_path):
     _, _, graph = batches
     module = load_evaluator(STANDIN, graph)
     assert module.INCEPTION_V3_PATH == str(graph)
-    assert hasattr(np, "bool")  # evaluate_pr's np.bool works under NumPy >= 1.24
+    assert hasattr(np, "bool")  # evaluate_pr's np.bool works, also under NumPy 1.24-1.26
     module.Evaluator(module.tf.Session())  # reads the graph from the injected path
 
 
