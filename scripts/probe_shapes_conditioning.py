@@ -20,9 +20,11 @@ import torch
 
 import genbench  # noqa: F401  (torchvision shim)
 from genbench.extractors import build_extractor
+from genbench.models.official import load_official_vae
 from genbench.sampling.generate import SampleSettings, sample_batch, to_uint8
 from genbench.training.data import ImageDataset
 from genbench.training.recipes import TrainConfig, Trainer
+from genbench.training.tokenizer import latents_stats
 
 
 @torch.no_grad()
@@ -60,13 +62,17 @@ def main() -> None:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
+    dataset = ImageDataset(args.data, 32)
+    if not args.stats.exists():  # the latent BatchNorm's starting statistics, as train_shapes_models.py
+        vae = load_official_vae(args.vae, **json.loads(args.vae_config))
+        torch.save(latents_stats(vae, dataset), args.stats)
     values = {"recipe": "sit", "sit": {"name": "SiT-M/2"}, "vae": json.loads(args.vae_config),
               "vae_weights": str(args.vae), "latents_stats": str(args.stats), "latent_norm": "batchnorm",
               "encoder": None, "resolution": 32, "num_classes": None, "batch_size": 64, "steps": args.steps,
               "lr": 2e-4, "lpips": False, "ema_decay": 0.99, "cache_latents": True, "log_every": 10**9,
               "checkpoint_every": 10**9} | overrides
     config = TrainConfig.from_dict(values, "probe")
-    trainer = Trainer(config, ImageDataset(args.data, 32))
+    trainer = Trainer(config, dataset)
     started = time.time()
     losses = []
     while trainer.step < args.steps:

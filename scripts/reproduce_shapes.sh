@@ -1,38 +1,53 @@
 #!/usr/bin/env bash
-# The shapes-world miniature experiment from scratch on a CPU: train the tiny VAE and SiT / REPA / REPA-E at
-# equal steps, evaluate every checkpoint (FID-vs-step curve), evaluate the final models with the demo
-# settings and write their leaderboard rows.
+# The shapes-world miniature experiment from scratch on a CPU: the tokenizer (with its pre-trained
+# discriminator), SiT / REPA / REPA-E at equal steps for each seed, REPA-E ablations, every seed-0 checkpoint
+# evaluated (FID / class accuracy vs step, REPA-E's latent scale), and every final model evaluated with the
+# demo settings, without and with CFG, with bootstrap intervals, into leaderboard rows.
 #
-#   bash scripts/reproduce_shapes.sh [OUT_DIR]        # STEPS=1000 CURVE_NUM=500 by default
+#   bash scripts/reproduce_shapes.sh [OUT_DIR]
+#   # STEPS=4000 SEEDS=0,1 CURVE_NUM=500 NUM=2000 CFG=4 DEMO=<run shipped as `demo`> by default
 #
-# Outputs: OUT_DIR/{vae.safetensors, <recipe>/checkpoints, demo-<recipe>.pt, eval/*.json},
-# leaderboards/shapes.csv (+ .md) rows demo:<recipe> and demo, leaderboards/shapes_fid_curve.png.
-# To ship new checkpoints copy OUT_DIR/demo-*.pt to genbench/worlds/weights/ and update CHECKPOINT_SHA256
-# in genbench/worlds/demo.py.
+# Outputs: OUT_DIR/{train.npz, vae.safetensors, discriminator.pt, <run>/checkpoints, demo-<run>.pt,
+# eval/*.json, final-*.json}, leaderboards/shapes.csv (+ .md) rows demo:<run>, demo:<run>@cfg<CFG> and demo,
+# leaderboards/shapes_fid_curve.png. To ship new checkpoints copy OUT_DIR/demo-{sit,repa,repae}.pt to
+# genbench/worlds/weights/, update CHECKPOINT_SHA256 (and DEFAULT_RECIPE) in genbench/worlds/demo.py.
 set -euo pipefail
 OUT=${1:-runs/shapes}
-STEPS=${STEPS:-1000}
+STEPS=${STEPS:-4000}
+SEEDS=${SEEDS:-0,1}
 CURVE_NUM=${CURVE_NUM:-500}
+NUM=${NUM:-2000}
+CFG=${CFG:-4}
+DEMO=${DEMO:-repae}
+# REPA-E ablations (rows of the board): a 10x smaller VAE learning rate, and the VAE pass with batch-statistics
+# BatchNorm (a documented deviation from upstream, TrainConfig.vae_pass_batch_stats)
+ABLATIONS=${ABLATIONS:-"repae-vaelr1e-5=vae_lr:1e-5;repae-bnbatch=vae_pass_batch_stats:true"}
 BOARD=${BOARD:-leaderboards/shapes.csv}
 REF=reference_stats/shapes32.npz
+SAMPLING=(--steps 50 --extractor shapes --ref "$REF")
 
-python scripts/train_shapes_models.py --out "$OUT" --steps "$STEPS"
+python scripts/train_shapes_models.py --out "$OUT" --steps "$STEPS" --seeds "$SEEDS" --ablations "$ABLATIONS"
 
 mkdir -p "$OUT/eval"
 for recipe in sit repa repae; do
   for checkpoint in "$OUT/$recipe"/checkpoints/*.pt; do
     step=$((10#$(basename "$checkpoint" .pt)))
-    genbench eval --model "$checkpoint" --num "$CURVE_NUM" --steps 50 --extractor shapes --ref "$REF" \
-      --metrics fid --out "$OUT/eval/$recipe-$step.json"
+    genbench eval --model "$checkpoint" --num "$CURVE_NUM" "${SAMPLING[@]}" --metrics fid,class_acc \
+      --out "$OUT/eval/$recipe-$step.json"
   done
 done
-python scripts/plot_shapes_curve.py "$OUT/eval" --out leaderboards/shapes_fid_curve.png
+python scripts/plot_shapes_curve.py "$OUT/eval" --out leaderboards/shapes_fid_curve.png --latent-scale "$OUT/repae"
 
-for recipe in sit repa repae; do
+for model in "$OUT"/demo-*.pt; do
+  run=$(basename "$model" .pt)
+  run=${run#demo-}
   # the demo settings (genbench.worlds.demo.DEMO): 2000 samples, SDE 50 steps, shapes features
-  genbench eval --model "$OUT/demo-$recipe.pt" --num 2000 --steps 50 --extractor shapes --ref "$REF" \
-    --out "$OUT/final-$recipe.json"
-  genbench leaderboard add "$OUT/final-$recipe.json" --board "$BOARD" --name "demo:$recipe"
+  genbench eval --model "$model" --num "$NUM" "${SAMPLING[@]}" --metrics fid,sfid,is,pr,kid,class_acc \
+    --bootstrap 200 --out "$OUT/final-$run.json"
+  genbench leaderboard add "$OUT/final-$run.json" --board "$BOARD" --name "demo:$run"
+  genbench eval --model "$model" --num "$NUM" "${SAMPLING[@]}" --cfg-scale "$CFG" --metrics fid,class_acc \
+    --bootstrap 200 --out "$OUT/final-$run-cfg$CFG.json"
+  genbench leaderboard add "$OUT/final-$run-cfg$CFG.json" --board "$BOARD" --name "demo:$run@cfg$CFG"
 done
-genbench leaderboard add "$OUT/final-repae.json" --board "$BOARD" --name demo
+genbench leaderboard add "$OUT/final-$DEMO.json" --board "$BOARD" --name demo
 genbench leaderboard show --board "$BOARD" --format md --out "${BOARD%.csv}.md"

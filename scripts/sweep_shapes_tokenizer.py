@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from genbench.metrics.frechet import frechet_distance
 from genbench.metrics.image_quality import ssim
+from safetensors.torch import load_file, save_file
 
 import genbench  # noqa: F401  (torchvision shim)
 from genbench.extractors import build_extractor
@@ -62,7 +63,11 @@ def main() -> None:
     parser.add_argument("--perceptual", type=float, default=0.0)
     parser.add_argument("--perceptual-weights", type=Path, default=None)
     parser.add_argument("--heldout", type=int, default=1000)
-    parser.add_argument("--save", type=Path, default=None, help="write the VAE state (safetensors)")
+    parser.add_argument("--init", type=Path, default=None, help="start from this VAE state (safetensors)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="measure this genbench checkpoint's VAE instead of training one")
+    parser.add_argument("--save", type=Path, default=None,
+                        help="write the VAE state (safetensors) before measuring; if it exists, measure it")
     args = parser.parse_args()
 
     if not args.data.exists():
@@ -74,10 +79,21 @@ def main() -> None:
     extractor = build_extractor("shapes")
 
     vae = AutoencoderKL(**tokenizer_config(args))
-    perceptual = load_shapes_perceptual(args.perceptual_weights) if args.perceptual else None
     started = time.time()
-    pretrain_vae(vae, dataset, args.steps, args.batch_size, lr=args.lr, seed=0, mse_weight=args.mse,
-                 perceptual=perceptual, perceptual_weight=args.perceptual)
+    if args.checkpoint is not None:  # measure the VAE of a genbench checkpoint (e.g. an older demo)
+        from genbench.models.official import load_model_checkpoint
+
+        vae = load_model_checkpoint(args.checkpoint).vae
+    elif args.save is not None and args.save.exists():  # evaluate a VAE this script trained before
+        vae.load_state_dict(load_file(str(args.save)))
+    else:
+        if args.init is not None:  # continue the training of an earlier run (a fresh optimiser)
+            vae.load_state_dict(load_file(str(args.init)))
+        perceptual = load_shapes_perceptual(args.perceptual_weights) if args.perceptual else None
+        pretrain_vae(vae, dataset, args.steps, args.batch_size, lr=args.lr, seed=0, mse_weight=args.mse,
+                     perceptual=perceptual, perceptual_weight=args.perceptual)
+        if args.save is not None:
+            save_file(vae.state_dict(), str(args.save))
     seconds = time.time() - started
     fidelity = reconstruction_fidelity(vae, images, labels, extractor.net)
     rfid, ssim_value = rfid_and_ssim(vae, images, extractor)
@@ -93,10 +109,6 @@ def main() -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
-    if args.save is not None:
-        from safetensors.torch import save_file
-
-        save_file(vae.state_dict(), str(args.save))
 
 
 if __name__ == "__main__":

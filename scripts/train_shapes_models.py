@@ -1,21 +1,26 @@
-"""Train the `shapes` world's demo models: a tiny VAE, then SiT, REPA and REPA-E at equal steps.
+"""Train the `shapes` world's demo models: a tokenizer, then SiT, REPA and REPA-E at equal steps and seeds.
 
-    python scripts/train_shapes_models.py --out runs/shapes [--steps 1000] [--vae-steps 2000] \
-        [--ema-decay 0.99]
+    python scripts/train_shapes_models.py --out runs/shapes [--steps 4000] [--seeds 0,1] [--vae-steps 1500]
 
 Stages (all on CPU, deterministic for a seed on one machine and torch build):
 1. training images: ShapesWorld(32).export_npz(n=--train-images, seed=1) (the reference set uses seed 0);
-2. tokenizer: `pretrain_vae` (L1 + KL) on them, plus its latents stats (per-channel mean / std);
-3. the three recipes with genbench's Trainer, same SiT-M/2, batch, steps, seed and latent BatchNorm
-   initialised from those stats: `sit` and `repa` keep the VAE frozen, `repae` tunes it end to end;
-   REPA targets are the `shapes` feature network's tokens (grid 4 = the SiT's 16 tokens);
-4. slim checkpoints `demo-<recipe>.pt` ({ema, vae, config, step}) that `genbench sample/eval --model`
-   read, written next to the full training runs.
+2. tokenizer: `pretrain_vae` (L1 + the second world network's perceptual distance + KL; see
+   scripts/sweep_shapes_tokenizer.py for the measurements that chose it), its latents stats (per-channel
+   mean / std), and a PatchGAN discriminator pre-trained against its reconstructions (REPA-E's GAN term
+   starts from it, as upstream's starts from the one trained with its VAE);
+3. the three recipes with genbench's Trainer, same SiT, batch, steps, seed and latent BatchNorm initialised
+   from those stats: `sit` and `repa` keep the VAE frozen, `repae` tunes it end to end with REPA-E's whole
+   regulariser (L1 + perceptual + KL + GAN; perceptual from the second world network, not the evaluation
+   one; vae_lr / disc_lr as upstream's defaults unless set); REPA targets are the `shapes` feature network's
+   tokens at the SiT's token grid. Seed k > 0 runs go to `<recipe>-seed<k>/`;
+4. optional ablations of REPA-E (`--ablations NAME=KEY:JSON,...;...`) in `<NAME>/`;
+5. slim checkpoints `demo-<run>.pt` ({ema, vae, config, step}) that `genbench sample/eval --model` read.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -23,24 +28,36 @@ import torch
 from safetensors.torch import save_file
 
 import genbench  # noqa: F401  (torchvision shim)
-from genbench.models.vae import build_vae
+from genbench.models.official import build_vae_from_config, load_official_vae
 from genbench.training.data import ImageDataset
+from genbench.training.losses import NLayerDiscriminator
 from genbench.training.recipes import RECIPES, TrainConfig, Trainer, train
-from genbench.training.tokenizer import latents_stats, pretrain_vae
+from genbench.training.tokenizer import latents_stats, pretrain_discriminator, pretrain_vae
 from genbench.worlds import ShapesWorld
+from genbench.worlds.perceptual import load_shapes_perceptual
 
-VAE_PRESET = "tiny-f4d4"
+# The best tokenizer of the sweep (README, "A tokenizer that keeps the classes"; scripts/
+# sweep_shapes_tokenizer.py): f2 (16 x 16 x 4 latents), width 8, L1 + perceptual + KL. It keeps colour (99.9%)
+# but not yet kind (51% after 500 steps at batch 32), short of the 85% target.
+TOKENIZER = {"preset": "tiny-f4d4", "ch": 8, "z_channels": 4, "ch_mult": [1, 2]}
+DISCRIMINATOR = {"disc_ndf": 16, "disc_layers": 2}  # upstream's ndf 64 / 3 layers is 20x the compute
 
 
-def recipe_config(recipe: str, out: Path, args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig.from_dict({
-        "recipe": recipe, "sit": {"name": "SiT-M/2"}, "vae": {"preset": VAE_PRESET},
+def recipe_config(recipe: str, seed: int, out: Path, args: argparse.Namespace, overrides: dict | None = None
+                  ) -> TrainConfig:
+    grid = args.token_grid
+    values = {
+        "recipe": recipe, "sit": {"name": args.sit, "patch_size": args.patch_size}, "vae": TOKENIZER,
         "vae_weights": str(out / "vae.safetensors"), "latents_stats": str(out / "vae-latents-stats.pt"),
-        "latent_norm": "batchnorm", "encoder": None if recipe == "sit" else {"name": "shapes", "grid": 4},
+        "latent_norm": "batchnorm", "encoder": None if recipe == "sit" else {"name": "shapes", "grid": grid},
         "resolution": 32, "num_classes": None, "batch_size": args.batch_size, "steps": args.steps,
-        "lr": args.lr, "lpips": False, "disc_ndf": 8, "disc_layers": 2, "ema_decay": args.ema_decay,
-        "seed": args.seed, "log_every": 100, "checkpoint_every": args.checkpoint_every,
-    }, f"shapes {recipe}")
+        "lr": args.lr, "lpips": False, "ema_decay": args.ema_decay, "cache_latents": recipe != "repae",
+        "seed": seed, "log_every": 100, "checkpoint_every": args.checkpoint_every,
+    }
+    if recipe == "repae":  # REPA-E's whole regulariser and its own optimisers
+        values |= {"vae_lr": args.vae_lr, "disc_lr": args.disc_lr, "perceptual_net": "shapes",
+                   "disc_weights": str(out / "discriminator.pt"), **DISCRIMINATOR}
+    return TrainConfig.from_dict(values | (overrides or {}), f"shapes {recipe}")
 
 
 def export_slim(run_dir: Path, path: Path) -> None:
@@ -55,52 +72,90 @@ def export_slim(run_dir: Path, path: Path) -> None:
     tmp.replace(path)
 
 
+def build_tokenizer(out: Path, dataset: ImageDataset, args: argparse.Namespace) -> None:
+    """vae.safetensors, vae-latents-stats.pt and discriminator.pt in `out` (skipped when present)."""
+    started = time.time()
+    if not (out / "vae.safetensors").exists():
+        def log_vae(step: int, values: dict[str, float]) -> None:
+            if step % 250 == 0:
+                print(f"vae step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()), flush=True)
+
+        vae = pretrain_vae(build_vae_from_config({"vae": TOKENIZER}), dataset, args.vae_steps,
+                           args.vae_batch_size, seed=0, log=log_vae, perceptual=load_shapes_perceptual(),
+                           perceptual_weight=args.vae_perceptual)
+        torch.save(latents_stats(vae, dataset), out / "vae-latents-stats.pt")
+        save_file(vae.state_dict(), str(out / "vae.safetensors"))
+    if not (out / "discriminator.pt").exists():
+        vae = load_official_vae(out / "vae.safetensors", **TOKENIZER)
+        discriminator = NLayerDiscriminator(3, DISCRIMINATOR["disc_ndf"], DISCRIMINATOR["disc_layers"])
+        pretrain_discriminator(discriminator, vae, dataset, args.disc_steps, args.batch_size)
+        torch.save(discriminator.state_dict(), out / "discriminator.pt")
+    print(f"tokenizer ready ({time.time() - started:.0f} s)", flush=True)
+
+
+def parse_ablations(text: str) -> dict[str, dict]:
+    """"repae-vaelr2e-5=vae_lr:2e-5;repae-bnbatch=vae_pass_batch_stats:true" -> {name: overrides}."""
+    ablations = {}
+    for item in filter(None, text.split(";")):
+        name, settings = item.split("=", 1)
+        overrides = {}
+        for setting in settings.split(","):
+            key, value = setting.split(":", 1)
+            overrides[key] = json.loads(value)
+        ablations[name] = overrides
+    return ablations
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train-images", type=int, default=20_000)
-    parser.add_argument("--vae-steps", type=int, default=2000)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--vae-steps", type=int, default=500)
+    parser.add_argument("--vae-batch-size", type=int, default=32)
+    parser.add_argument("--vae-perceptual", type=float, default=1.0)
+    parser.add_argument("--disc-steps", type=int, default=300)
+    parser.add_argument("--sit", default="SiT-M/2")
+    parser.add_argument("--patch-size", type=int, default=4, help="SiT patch on the 16 x 16 latent grid")
+    parser.add_argument("--token-grid", type=int, default=4, help="REPA target grid = the SiT's token grid")
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    # REPA's 0.9999 is for 400K steps; at 1,000 steps 0.999 would still hold 0.999^1000 = 37% of the random
-    # initialisation in the EMA. 0.99 (half-life ~70 steps) averages only the end of a short run.
-    parser.add_argument("--ema-decay", type=float, default=0.99)
-    parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--vae-lr", type=float, default=1e-4)
+    parser.add_argument("--disc-lr", type=float, default=1e-4)
+    # REPA's 0.9999 is for 400K steps; a few thousand steps need a shorter average (half-life ~350 steps)
+    parser.add_argument("--ema-decay", type=float, default=0.998)
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--ablations", default="", help="REPA-E variants: NAME=KEY:JSON[,KEY:JSON];...")
     args = parser.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    torch.manual_seed(0)
 
     data = out / "train.npz"
     if not data.exists():
         ShapesWorld(32).export_npz(data, n=args.train_images, seed=1)
     dataset = ImageDataset(data, 32)
+    build_tokenizer(out, dataset, args)
 
-    if not (out / "vae.safetensors").exists():
-        def log_vae(step: int, values: dict[str, float]) -> None:
-            if step % 250 == 0:
-                print(f"vae step {step}: l1 {values['l1']:.4f}", flush=True)
+    runs = [(recipe if seed == 0 else f"{recipe}-seed{seed}", recipe, seed, None)
+            for seed in map(int, args.seeds.split(",")) for recipe in args.recipes.split(",")]
+    runs += [(name, "repae", 0, overrides) for name, overrides in parse_ablations(args.ablations).items()]
+    for name, recipe, seed, overrides in runs:
+        run_dir = out / name
+        trainer = Trainer(recipe_config(recipe, seed, out, args, overrides), dataset)
 
-        vae = pretrain_vae(build_vae(VAE_PRESET), dataset, args.vae_steps, args.batch_size, seed=args.seed,
-                           log=log_vae)
-        torch.save(latents_stats(vae, dataset), out / "vae-latents-stats.pt")
-        save_file(vae.state_dict(), str(out / "vae.safetensors"))
-    print(f"vae ready ({time.time() - started:.0f} s)", flush=True)
+        def log(step: int, values: dict[str, float], name: str = name) -> None:
+            print(f"{name} step {step}: loss {values['loss']:.4f}", flush=True)
 
-    for recipe in args.recipes.split(","):
-        run_dir = out / recipe
-        trainer = Trainer(recipe_config(recipe, out, args), dataset)
-
-        def log(step: int, values: dict[str, float], recipe: str = recipe) -> None:
-            print(f"{recipe} step {step}: loss {values['loss']:.4f}", flush=True)
-
+        run_started = time.time()
         train(trainer, args.steps, run_dir, log)
-        export_slim(run_dir, out / f"demo-{recipe}.pt")
-        print(f"{recipe} done ({time.time() - started:.0f} s)", flush=True)
+        export_slim(run_dir, out / f"demo-{name}.pt")
+        print(f"{name} done in {time.time() - run_started:.0f} s ({time.time() - started:.0f} s in all)",
+              flush=True)
 
 
 if __name__ == "__main__":

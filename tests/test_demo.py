@@ -96,11 +96,17 @@ def test_demo_reproduces_its_leaderboard_row(tmp_path, capsys, monkeypatch):
 @pytest.mark.slow
 def test_training_script_rebuilds_the_demo_checkpoints_at_reduced_steps(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "train_shapes_models.py"), "--out", str(tmp_path),
-               "--train-images", "64", "--vae-steps", "2", "--steps", "2", "--batch-size", "8",
-               "--checkpoint-every", "1"]
+               "--train-images", "64", "--vae-steps", "2", "--vae-batch-size", "8", "--disc-steps", "2",
+               "--steps", "2", "--batch-size", "8", "--checkpoint-every", "1"]
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
     for recipe in ("sit", "repa", "repae"):
         path = tmp_path / f"demo-{recipe}.pt"
-        assert load_model_checkpoint(path).config["recipe"] == recipe
+        loaded = load_model_checkpoint(path)
+        assert loaded.config["recipe"] == recipe
         assert int(read_state_file(path)["step"]) == 2
         assert len(list((tmp_path / recipe / "checkpoints").glob("*.pt"))) == 2
+        assert loaded.vae.downsample_factor == 2 and loaded.sit.grid_size == 4  # f2 latents, patch 4
+    repae = load_model_checkpoint(tmp_path / "demo-repae.pt").config
+    # REPA-E's whole regulariser: the second world network's perceptual term and the pre-trained discriminator
+    assert repae["perceptual_net"] == "shapes" and repae["disc_weights"] == str(tmp_path / "discriminator.pt")
+    assert (tmp_path / "discriminator.pt").is_file()
