@@ -30,7 +30,8 @@ from genbench.models.sit import SiT, build_sit
 from genbench.models.vae import AutoencoderKL, build_vae
 from genbench.sources import parse_json, read_checkpoint
 
-# Where the official files come from (for error messages and docs; genbench never downloads them).
+# The publishers' pages of the official files, for error messages. The files themselves are registered in
+# reference_stats/registry.json ("files", "models") and fetched by genbench.fetch.
 OFFICIAL_SOURCES = {
     "sit-repae-sdvae": "https://huggingface.co/REPA-E/sit-repae-sdvae",
     "sit-repae-invae": "https://huggingface.co/REPA-E/sit-repae-invae",
@@ -222,7 +223,8 @@ def load_official_model(name: str, sit_path: str | Path, vae_path: str | Path | 
         vae_state, vae_source = checkpoint["vae"], sit_path
     else:
         raise GenbenchError(f"{sit_path}: carries no VAE; pass the VAE file ({spec['vae']}), e.g. "
-                            f"{OFFICIAL_SOURCES.get('e2e-sdvae')} or {OFFICIAL_SOURCES['sd-vae-ft-ema']}")
+                            f"{OFFICIAL_SOURCES.get('e2e-sdvae')} or {OFFICIAL_SOURCES['sd-vae-ft-ema']}, "
+                            "or sample the model by its registered name (`genbench models list`)")
     load_state_strict(vae, vae_state_from_official(vae_state, len(vae.encoder.down)), vae_source)
     config = {"official": name, "sit": {**spec["sit"], **(sit_overrides or {})},
               "vae": {"preset": spec["vae"], **(vae_overrides or {})}}
