@@ -7,10 +7,10 @@
 #      batch 16, STEPS steps on one thread);
 #   3. the slim EMA checkpoint and its SHA-256 (put it in genbench.geneval.t2i.T2I_SHA256).
 #
-#   bash scripts/train_geneval_t2i.sh [OUT_DIR]        # STEPS=2200 by default: about 30 min on one shared thread
+#   bash scripts/train_geneval_t2i.sh [OUT_DIR]        # STEPS=1250 by default: 28 min on one thread of the shared 2-core machine
 set -euo pipefail
 OUT=${1:-runs/t2i}
-STEPS=${STEPS:-2200}
+STEPS=${STEPS:-1250}
 DEST=${DEST:-genbench/worlds/weights/demo-t2i.pt}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 start=$SECONDS

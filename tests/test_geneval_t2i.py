@@ -164,3 +164,13 @@ def test_x_prediction_returns_the_velocity_of_its_clean_image():
     expected = x / torch.tensor([0.05, 0.5, 1.0]).view(-1, 1, 1, 1)
     torch.testing.assert_close(x_model.eval()(x, t, y), expected)
     assert torch.equal(v_model.eval()(x, t, y), torch.zeros_like(x))
+
+
+def test_shipped_text_to_image_model_loads_after_its_checksum():
+    from genbench.geneval.t2i import resolve_t2i_model
+    from genbench.models import load_model_checkpoint
+
+    loaded = load_model_checkpoint(resolve_t2i_model("demo-t2i"))
+    assert isinstance(loaded.sit, TextSiT) and loaded.sit.prediction == "x"
+    assert loaded.sit.text_attention == "joint" and loaded.sit.num_classes == 336
+    assert torch.equal(loaded.sit.caption_ids[:336], grammar_caption_ids()[0])
