@@ -49,7 +49,6 @@ from typing import Any
 
 from genbench.errors import GenbenchError
 from genbench.io import package_file, sha256_file, write_text_atomic
-from genbench.weights import cache_dir, check_sha256
 
 # One registry for every fetched file: reference sets ("reference_sets", genbench/reference_sets.py),
 # single files ("files"), folders of files ("folders") and official models ("models", genbench/models/hub.py).
@@ -63,6 +62,20 @@ TIMEOUT_S = 60  # per connection attempt and per read
 CHUNK = 1 << 20
 TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
+
+
+def cache_dir() -> Path:
+    """$GENBENCH_CACHE, else ~/.cache/genbench."""
+    return Path(os.environ.get("GENBENCH_CACHE", Path.home() / ".cache" / "genbench"))
+
+
+def check_sha256(
+    actual: str, expected: str | None, where: str, fix: str, expected_from: str = "expected"
+) -> None:
+    """Compare a computed digest with `expected` (full digest or prefix; None: nothing to compare). The
+    error names `where`, whose digest `expected` is (`expected_from`), and the `fix`."""
+    if expected is not None and not actual.startswith(expected.lower()):
+        raise GenbenchError(f"{where}: SHA-256 {actual} does not match the {expected_from} {expected}; {fix}")
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from genbench.errors import GenbenchError
-from genbench.fetch import Progress, RemoteFile, download, progress_bar
+from genbench.fetch import Progress, RemoteFile, cache_dir, check_sha256, download, progress_bar
 from genbench.io import sha256_file, write_text_atomic
 from genbench.reference import ReferenceStats, registered_reference_sets, registry_path
 from genbench.sources import read_json
-from genbench.weights import cache_dir, check_sha256
 
 SUFFIXES = {"adm-npz": ".npz", "edm2-pkl": ".pkl"}
 # EDM2 metric key -> genbench extractor: fid reads the TF Inception graph (NVlabs' TorchScript port,

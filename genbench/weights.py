@@ -3,29 +3,11 @@ verified on first use by genbench.fetch (which alone touches the network)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from genbench.errors import GenbenchError
+from genbench.fetch import RemoteFile, check_sha256, fetch
 from genbench.io import sha256_file
-
-if TYPE_CHECKING:
-    from genbench.fetch import RemoteFile
-
-
-def cache_dir() -> Path:
-    """$GENBENCH_CACHE, else ~/.cache/genbench."""
-    return Path(os.environ.get("GENBENCH_CACHE", Path.home() / ".cache" / "genbench"))
-
-
-def check_sha256(
-    actual: str, expected: str | None, where: str, fix: str, expected_from: str = "expected"
-) -> None:
-    """Compare a computed digest with `expected` (full digest or prefix; None: nothing to compare). The
-    error names `where`, whose digest `expected` is (`expected_from`), and the `fix`."""
-    if expected is not None and not actual.startswith(expected.lower()):
-        raise GenbenchError(f"{where}: SHA-256 {actual} does not match the {expected_from} {expected}; {fix}")
 
 
 def verify_sha256(path: Path, expected: str | None) -> str:
@@ -45,6 +27,4 @@ def resolve_weights(spec: str | RemoteFile, override: str | Path | None = None) 
         if not path.is_file():
             raise GenbenchError(f"{path}: weights file not found (given with --weights)")
         return path
-    from genbench.fetch import fetch
-
     return fetch(spec)

@@ -381,7 +381,7 @@ TOKENIZERS: dict[str, RegisteredTokenizer] = {entry.name: entry for entry in (
 
 def tokenizer_folder(name: str) -> Path:
     """$GENBENCH_CACHE/tokenizers/NAME: where a registered tokenizer's files live."""
-    from genbench.weights import cache_dir
+    from genbench.fetch import cache_dir
 
     return cache_dir() / "tokenizers" / name
 
