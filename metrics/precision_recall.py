@@ -356,9 +356,12 @@ def _radii(x: _Rows, k: int, half: bool, batch: int) -> torch.Tensor:
     paths = _block_paths(x, x, half, batch)
     radii = torch.empty(n, dtype=torch.float32, device=x.x.device)
     for ri in (_row_chunks(n, batch) if half else _chunks(n, batch)):
-        if not half:
-            distances = torch.cat([_plain(x.x[ri], x.x[cb]) for cb in _chunks(n, batch)], dim=1)
-            radii[ri] = _kth_smallest(distances, k + 1)
+        if not half:  # the k + 1 smallest so far, merged block by block: memory O(batch^2), not O(batch N)
+            nearest = x.x.new_empty(ri.stop - ri.start, 0)
+            for cb in _chunks(n, batch):
+                candidates = torch.cat([nearest, _plain(x.x[ri], x.x[cb])], dim=1)
+                nearest = candidates.topk(min(k + 1, candidates.shape[1]), dim=1, largest=False).values
+            radii[ri] = nearest[:, k]
             continue
         parts = list(_distance_rows(x, ri, x, paths, batch))
         d_lo = torch.cat([p[1] for p in parts], dim=1)
