@@ -105,7 +105,7 @@ def test_training_script_rebuilds_the_demo_checkpoints_at_reduced_steps(tmp_path
         assert loaded.config["recipe"] == recipe
         assert int(read_state_file(path)["step"]) == 2
         assert len(list((tmp_path / recipe / "checkpoints").glob("*.pt"))) == 2
-        assert loaded.vae.downsample_factor == 2 and loaded.sit.grid_size == 4  # f2 latents, patch 4
+        assert loaded.vae.z_channels == 8 and loaded.sit.grid_size == 4  # 8 x 8 x 8 latents, patch 2
     repae = load_model_checkpoint(tmp_path / "demo-repae.pt").config
     # REPA-E's whole regulariser: the second world network's perceptual term and the pre-trained discriminator
     assert repae["perceptual_net"] == "shapes" and repae["disc_weights"] == str(tmp_path / "discriminator.pt")
