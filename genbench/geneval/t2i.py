@@ -32,7 +32,8 @@ from genbench.worlds.shapes import COLORS, KINDS, ShapesWorld
 HELD_OUT_BINDINGS = {("red", "triangle"), ("blue", "square"), ("green", "cross"), ("yellow", "circle")}
 HELD_OUT_RELATIONS = {("square", "left of"), ("circle", "below")}
 T2I_CHECKPOINT = Path(__file__).resolve().parent.parent / "worlds" / "weights" / "demo-t2i.pt"
-T2I_SHA256 = "582f23ca216704b9b15173cd396d0f92450f1beefe2bb6d9bde226819e627c9e"  # scripts/train_geneval_t2i.sh
+# the checkpoint scripts/train_geneval_t2i.sh wrote (1,250 steps)
+T2I_SHA256 = "582f23ca216704b9b15173cd396d0f92450f1beefe2bb6d9bde226819e627c9e"
 
 
 def shapes_tokenizer() -> CaptionTokenizer:
