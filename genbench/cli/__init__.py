@@ -4,13 +4,13 @@ code 2, internal errors one line with exit 1 (see genbench.errors)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
 import typer
-from rich.console import Console
 
+from genbench.cli import commands  # noqa: F401  (importing the verb modules registers them on `app`)
+from genbench.cli.app import app, err_console
 from genbench.errors import (
     DEBUG_ENV,
     GenbenchError,
@@ -19,25 +19,6 @@ from genbench.errors import (
     os_error_message,
     save_traceback,
 )
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Evaluate and benchmark image generative models.")
-err_console = Console(stderr=True)
-
-
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Print the full traceback of an internal error "
-                                                      "(also GENBENCH_DEBUG=1; may follow the command)."),
-    offline: bool = typer.Option(False, "--offline", help="Never open a connection: registered files come "
-                                                          "from the cache only (also GENBENCH_OFFLINE=1)."),
-) -> None:
-    """Evaluate and benchmark image generative models."""
-    if offline:  # genbench.fetch reads the switch from the environment, as for GENBENCH_OFFLINE=1
-        os.environ["GENBENCH_OFFLINE"] = "1"
-
-# Verb modules register themselves on `app` (or add a sub-Typer) when imported.
-from genbench.cli import commands  # noqa: E402,F401
 
 
 def main() -> None:

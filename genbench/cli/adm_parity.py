@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from genbench.cli import app
+from genbench.cli.app import app
 
 
 @app.command("adm-parity")

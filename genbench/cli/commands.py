@@ -11,4 +11,4 @@ import genbench.cli.ref  # noqa: F401
 import genbench.cli.sample  # noqa: F401
 import genbench.cli.tokenizers  # noqa: F401
 import genbench.cli.train  # noqa: F401
-from genbench.cli import version  # noqa: F401
+import genbench.cli.version  # noqa: F401

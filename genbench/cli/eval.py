@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genbench.cli import app
+from genbench.cli.app import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genbench.cli import app
+from genbench.cli.app import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.io import check_output

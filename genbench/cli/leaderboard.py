@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genbench.check import compare, parse_metric_names, parse_tolerances
-from genbench.cli import app
+from genbench.cli.app import app
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, check_output
 from genbench.leaderboard import FORMATS, append_row, read_board, render, results_row, sort_board

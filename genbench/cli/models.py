@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genbench.cli import app
+from genbench.cli.app import app
 from genbench.errors import GenbenchError
 
 models_app = typer.Typer(no_args_is_help=True, help="Official models and registered files (weights, VAEs, "

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from genbench.cli import app
+from genbench.cli.app import app
 from genbench.errors import GenbenchError
 from genbench.io import check_output
 from genbench.validate import number_option

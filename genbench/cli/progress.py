@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from genbench.cli import err_console
+from genbench.cli.app import err_console
 
 
 @contextlib.contextmanager

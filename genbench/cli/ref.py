@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from genbench.cli import app, err_console
+from genbench.cli.app import app, err_console
 from genbench.cli.progress import progress_bar
 from genbench.evaluate import build_reference, init_distributed, local_device
 from genbench.extractors import build_extractor

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from genbench.cli import app
+from genbench.cli.app import app
 from genbench.errors import GenbenchError
 from genbench.validate import number_option
 

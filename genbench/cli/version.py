@@ -3,7 +3,7 @@
 import typer
 
 import genbench
-from genbench.cli import app
+from genbench.cli.app import app
 
 
 @app.command()
