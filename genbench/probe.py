@@ -144,7 +144,7 @@ def sit_features(spec: FeatureSpec, layers: str | None, seed: int, device: str) 
 
 def vae_features(spec: FeatureSpec, device: str) -> tuple[FeatureFn, dict]:
     """{"latent": [N, C*h*w]} posterior means, optionally average-pooled to pool x pool."""
-    from genbench.tokenizers import encode_mean, load_tokenizer  # tokenizers imports this module
+    from genbench.models.tokenizer_adapters import encode_mean, load_tokenizer
 
     pool = int(_option(spec, "pool", 0, int))
     if pool < 0:

@@ -50,79 +50,19 @@ from torch import nn
 from genbench.errors import GenbenchError
 from genbench.io import write_text_atomic
 from genbench.metrics.image_quality import psnr_per_image, ssim_per_image
-from genbench.models.tokenizer_adapters import GenbenchKL, TokenizerAdapter, load_registered_tokenizer
-from genbench.models.vae import VAE_CONFIGS
+from genbench.models.tokenizer_adapters import (
+    Tokenizer,
+    TokenizerAdapter,
+    described_file,
+    encode_mean,
+    load_tokenizer,
+)
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
 from genbench.sources import SampleSource, TensorSource
 from genbench.weights import resolve_weights
-from genbench.worlds.demo import model_path
 
-# Official VAE files per preset, named in the error for a missing file.
-PRESET_SOURCES = {"f8d4": ("sd-vae-ft-ema", "sd-vae-ft-mse", "e2e-sdvae"),
-                  "f16d32": ("e2e-invae", "e2e-vavae")}
 STATS_CHANNELS = 16  # per-channel latent statistics columns for at most this many channels
-
-
-@dataclass
-class Tokenizer:
-    spec: str  # as given on the command line
-    adapter: TokenizerAdapter
-    description: str  # "<file> (<sha256 prefix>)"
-
-    @property
-    def vae(self) -> TokenizerAdapter:
-        """The adapter (the name predates adapters: probe's vae: features read it)."""
-        return self.adapter
-
-
-def _described(path: Path) -> str:
-    from genbench.io import sha256_file
-
-    return f"{path.name} ({sha256_file(path)[:8]})"
-
-
-def load_tokenizer(spec: str) -> Tokenizer:
-    """The tokenizer of a spec (module doc), in eval mode."""
-    from genbench.models.official import OFFICIAL_SOURCES, load_model, load_official_vae, registered_model
-
-    adapter = load_registered_tokenizer(spec)
-    if adapter is not None:
-        return Tokenizer(spec, adapter.eval(), adapter.description)
-    preset, sep, rest = spec.partition(":")
-    if sep and preset in VAE_CONFIGS:
-        path = Path(rest)
-        if not path.is_file():
-            urls = ", ".join(OFFICIAL_SOURCES[name] for name in PRESET_SOURCES.get(preset, ()))
-            raise GenbenchError(f"{path}: VAE weights for --vae {spec} not found; download the file "
-                                f"{f'({urls}) ' if urls else ''}and give its path as {preset}:PATH")
-        description = f"{preset} {_described(path)}"
-        return Tokenizer(spec, GenbenchKL(load_official_vae(path, preset), description), description)
-    if registered_model(spec) is None and not model_path(spec).is_file():
-        raise GenbenchError(f"--vae {spec}: no such checkpoint; give a registered tokenizer (genbench."
-                            "models.tokenizer_adapters.TOKENIZERS), diffusers:PATH, "
-                            "demo:sit|demo:repa|demo:repae, a genbench checkpoint, an official model name "
-                            "(`genbench models list`: its VAE and latent statistics), or PRESET:PATH for an "
-                            f"official VAE file (presets: {', '.join(VAE_CONFIGS)})")
-    loaded = load_model(spec)  # a genbench checkpoint, demo name or official model (files fetched)
-    path = loaded.path
-    if loaded.vae is None:
-        raise GenbenchError(f"{path}: this checkpoint holds no VAE; give the VAE file as PRESET:PATH")
-    description = _described(path)
-    adapter = GenbenchKL(loaded.vae, description, getattr(loaded.sit, "latent_norm", None))
-    return Tokenizer(spec, adapter, description)
-
-
-@torch.no_grad()
-def encode_mean(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, 3, H, W] -> latents float32 [N, C, h, w]: an adapter's encode, or a genbench VAE's
-    posterior mean."""
-    from genbench.training.recipes import to_vae_input
-
-    x = to_vae_input(images)
-    if isinstance(model, TokenizerAdapter):
-        return model.encode(x).float()
-    return model.encode(x).mean.float()
 
 
 @torch.no_grad()
@@ -213,7 +153,7 @@ def load_lpips(vgg: str | Path | None = None, lin: str | Path | None = None) -> 
         return None, (f"LPIPS skipped: offline and the weights are not cached (download {wanted}, or pass "
                       "--lpips-vgg/--lpips-lin)")
     vgg_path, lin_path = resolve_weights(VGG16_WEIGHTS, vgg), resolve_weights(LPIPS_LIN_WEIGHTS, lin)
-    description = f"LPIPS-VGG v0.1 ({_described(vgg_path)}, {_described(lin_path)})"
+    description = f"LPIPS-VGG v0.1 ({described_file(vgg_path)}, {described_file(lin_path)})"
     return LPIPS(read_state_file(vgg_path), read_state_file(lin_path), str(vgg_path)), description
 
 

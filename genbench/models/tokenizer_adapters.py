@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.io import sha256_file
 from genbench.models.rae import RAEDecoderConfig
 
 
@@ -442,3 +443,73 @@ def load_registered_tokenizer(spec: str) -> TokenizerAdapter | None:
         return None
     entry = TOKENIZERS[name]
     return build_registered(entry, Path(rest) if sep else fetch_tokenizer_files(entry))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizers by spec: what `tokenizers compare --vae` and `probe --features vae:` load
+# --------------------------------------------------------------------------------------------------
+
+# Official VAE files per preset, named in the error for a missing file.
+PRESET_SOURCES = {"f8d4": ("sd-vae-ft-ema", "sd-vae-ft-mse", "e2e-sdvae"),
+                  "f16d32": ("e2e-invae", "e2e-vavae")}
+
+
+@dataclass
+class Tokenizer:
+    spec: str  # as given on the command line
+    adapter: TokenizerAdapter
+    description: str  # "<file> (<sha256 prefix>)"
+
+    @property
+    def vae(self) -> TokenizerAdapter:
+        """The adapter (the name predates adapters: probe's vae: features read it)."""
+        return self.adapter
+
+
+def described_file(path: Path) -> str:
+    return f"{path.name} ({sha256_file(path)[:8]})"
+
+
+def load_tokenizer(spec: str) -> Tokenizer:
+    """The tokenizer of a spec (module doc), in eval mode."""
+    from genbench.models.official import OFFICIAL_SOURCES, load_model, load_official_vae, registered_model
+    from genbench.models.vae import VAE_CONFIGS
+    from genbench.worlds.demo import model_path
+
+    adapter = load_registered_tokenizer(spec)
+    if adapter is not None:
+        return Tokenizer(spec, adapter.eval(), adapter.description)
+    preset, sep, rest = spec.partition(":")
+    if sep and preset in VAE_CONFIGS:
+        path = Path(rest)
+        if not path.is_file():
+            urls = ", ".join(OFFICIAL_SOURCES[name] for name in PRESET_SOURCES.get(preset, ()))
+            raise GenbenchError(f"{path}: VAE weights for --vae {spec} not found; download the file "
+                                f"{f'({urls}) ' if urls else ''}and give its path as {preset}:PATH")
+        description = f"{preset} {described_file(path)}"
+        return Tokenizer(spec, GenbenchKL(load_official_vae(path, preset), description), description)
+    if registered_model(spec) is None and not model_path(spec).is_file():
+        raise GenbenchError(f"--vae {spec}: no such checkpoint; give a registered tokenizer (genbench."
+                            "models.tokenizer_adapters.TOKENIZERS), diffusers:PATH, "
+                            "demo:sit|demo:repa|demo:repae, a genbench checkpoint, an official model name "
+                            "(`genbench models list`: its VAE and latent statistics), or PRESET:PATH for an "
+                            f"official VAE file (presets: {', '.join(VAE_CONFIGS)})")
+    loaded = load_model(spec)  # a genbench checkpoint, demo name or official model (files fetched)
+    path = loaded.path
+    if loaded.vae is None:
+        raise GenbenchError(f"{path}: this checkpoint holds no VAE; give the VAE file as PRESET:PATH")
+    description = described_file(path)
+    adapter = GenbenchKL(loaded.vae, description, getattr(loaded.sit, "latent_norm", None))
+    return Tokenizer(spec, adapter, description)
+
+
+@torch.no_grad()
+def encode_mean(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> latents float32 [N, C, h, w]: an adapter's encode, or a genbench VAE's
+    posterior mean."""
+    from genbench.training.recipes import to_vae_input
+
+    x = to_vae_input(images)
+    if isinstance(model, TokenizerAdapter):
+        return model.encode(x).float()
+    return model.encode(x).mean.float()
