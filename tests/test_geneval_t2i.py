@@ -24,8 +24,7 @@ from genbench.geneval.t2i import (
     training_prompts,
     write_caption_set,
 )
-from genbench.models.sit import SiT, build_sit
-from genbench.models.text import TextSiT
+from genbench.models.sit import SiT, TextSiT, build_sit
 from genbench.models.vae import build_vae
 from genbench.training.recipes import PRESETS
 

@@ -61,8 +61,8 @@ def ok(tmp_path_factory) -> dict[str, Path]:
             }
         )
     )
+    from genbench.models.official import model_path
     from genbench.sources import read_checkpoint
-    from genbench.worlds.demo import model_path
 
     config = read_checkpoint(model_path("demo"))["config"]  # a valid training config, as JSON text
     return {

@@ -23,13 +23,13 @@ from genbench.io import package_file
 from genbench.models.official import (
     GENERIC_SAMPLING,
     load_model,
+    model_path,
     registered_model,
     registered_models,
     sampling_settings,
 )
 from genbench.models.vae import build_vae
 from genbench.results import load_results
-from genbench.worlds.demo import model_path
 
 TINY_VAE = dict(ch=8, ch_mult=(1, 2, 2), groups=4, num_res_blocks=1, resolution=32)
 SAMPLING = {"sampler": "ode", "steps": 3, "cfg_scale": 1.5, "guidance_interval": [0.0, 0.7]}

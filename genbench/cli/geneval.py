@@ -139,9 +139,9 @@ def _model_sampler(model: str, num_classes: int, sampler: str, steps: int, cfg_s
     from genbench.geneval.generate import model_sampler
     from genbench.geneval.t2i import resolve_t2i_model, text_model_sampler
     from genbench.models import load_model_checkpoint
-    from genbench.models.text import TextSiT
+    from genbench.models.official import model_path
+    from genbench.models.sit import TextSiT
     from genbench.sampling.generate import SampleSettings
-    from genbench.worlds.demo import model_path
 
     path = resolve_t2i_model(model) if model == "demo-t2i" else model_path(model)
     if not path.is_file():

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.models.encoders import to_unit_range
+from genbench.pixels import to_unit_range
 from genbench.weights import verify_sha256
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "worlds" / "weights" / "shapes_features.safetensors"

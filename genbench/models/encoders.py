@@ -17,15 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.pixels import to_unit_range
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DINOV2_B14_SOURCE = "https://huggingface.co/facebook/dinov2-base"
-
-
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [0, 1]; float input is taken to be in [0, 1] already."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
 class Dinov2Encoder(nn.Module):

@@ -29,6 +29,7 @@ from genbench.errors import GenbenchError
 from genbench.models.sit import SiT, build_sit
 from genbench.models.vae import AutoencoderKL, build_vae
 from genbench.sources import parse_json, read_checkpoint
+from genbench.worlds.demo import demo_recipe, resolve_demo_model
 
 # The publishers' pages of the official files, for error messages. The files themselves are registered in
 # reference_stats/registry.json ("files", "models") and fetched by genbench.fetch.
@@ -342,13 +343,26 @@ def fetch_model_files(model: RegisteredModel) -> dict[str, Path | None]:
                                ("latents_stats", model.latents_stats))}
 
 
+def model_path(model: str | Path) -> Path:
+    """A checkpoint path as given, the verified shipped file of a demo name (demo, demo:sit, ...), or the
+    checkpoint of a registered official model (`genbench models list`), fetched and verified on first use."""
+    if demo_recipe(str(model)) is not None:
+        return resolve_demo_model(str(model))
+    path = Path(model)
+    if not path.exists():
+        registered = registered_model(str(model))
+        if registered is not None:
+            from genbench.fetch import fetch
+
+            return fetch(registered.checkpoint)
+    return path
+
+
 def load_model(model: str | Path, official: str | None = None, vae: str | Path | None = None,
                latents_stats: str | Path | None = None) -> LoadedModel:
     """The one loader behind every `--model`: a registered official model by name (its files fetched, the
     `vae`/`latents_stats` files replacing the registry's when given), a demo name, a genbench training
     checkpoint, or an official checkpoint file with `official` naming its architecture."""
-    from genbench.worlds.demo import model_path
-
     registered = registered_model(str(model)) if official is None and not Path(model).exists() else None
     if registered is not None:
         files = fetch_model_files(registered)

@@ -472,9 +472,14 @@ def described_file(path: Path) -> str:
 
 def load_tokenizer(spec: str) -> Tokenizer:
     """The tokenizer of a spec (module doc), in eval mode."""
-    from genbench.models.official import OFFICIAL_SOURCES, load_model, load_official_vae, registered_model
+    from genbench.models.official import (
+        OFFICIAL_SOURCES,
+        load_model,
+        load_official_vae,
+        model_path,
+        registered_model,
+    )
     from genbench.models.vae import VAE_CONFIGS
-    from genbench.worlds.demo import model_path
 
     adapter = load_registered_tokenizer(spec)
     if adapter is not None:

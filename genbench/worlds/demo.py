@@ -66,22 +66,6 @@ def resolve_demo_model(name: str) -> Path:
     return path
 
 
-def model_path(model: str | Path) -> Path:
-    """A checkpoint path as given, the verified shipped file of a demo name (demo, demo:sit, ...), or the
-    checkpoint of a registered official model (`genbench models list`), fetched and verified on first use."""
-    if demo_recipe(str(model)) is not None:
-        return resolve_demo_model(str(model))
-    path = Path(model)
-    if not path.exists():
-        from genbench.fetch import fetch
-        from genbench.models.official import registered_model
-
-        registered = registered_model(str(model))
-        if registered is not None:
-            return fetch(registered.checkpoint)
-    return path
-
-
 def demo_reference() -> Path:
     """reference_stats/shapes32.npz after checking its SHA-256."""
     if not REFERENCE_PATH.is_file():
