@@ -24,8 +24,9 @@ from safetensors.torch import load_file, save_file
 
 import genbench  # noqa: F401  (torchvision shim)
 from genbench.extractors import build_extractor
+from genbench.models.tokenizer_adapters import encode_mean
 from genbench.models.vae import AutoencoderKL
-from genbench.tokenizers import decode_uint8, encode_mean
+from genbench.tokenizers import decode_uint8
 from genbench.training.data import ImageDataset
 from genbench.training.tokenizer import pretrain_vae, reconstruction_fidelity
 from genbench.worlds import ShapesWorld

@@ -80,7 +80,8 @@ def reconstruction_fidelity(vae: AutoencoderKL, images: torch.Tensor, labels: to
     posterior-mean reconstructions (`class_acc`; `kind_acc` and `colour_acc` from the same prediction,
     label = kind * 5 + colour), the same on the originals (`class_acc_real`), and PSNR (8-bit)."""
     from genbench.metrics.image_quality import psnr
-    from genbench.tokenizers import decode_uint8, encode_mean
+    from genbench.models.tokenizer_adapters import encode_mean
+    from genbench.tokenizers import decode_uint8
     from genbench.worlds.shapes import COLORS
 
     vae.eval()
