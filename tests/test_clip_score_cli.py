@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import random_images, run_main
 from PIL import Image
-from test_extractors_extra import clip_folder  # noqa: F401  (fixture)
+from test_extractors_extra import clip_folder, save_tiny_clip  # noqa: F401  (fixture)
 
 from genbench.io import sha256_file
 
@@ -26,20 +26,28 @@ def brute_scores(folder, images, prompts) -> np.ndarray:
     return 100 * np.maximum(cosine, 0)
 
 
+@pytest.fixture(scope="module")
+def clip_folder_64(tmp_path_factory):
+    """A tiny CLIP reading 64 px, the shapes suite's resolution: the world's GenEval images need no resize,
+    so open_clip's PIL transform and genbench's tensor one do the same arithmetic and the comparison below
+    checks the score itself (resizing is checked in test_extractors_extra)."""
+    return save_tiny_clip(tmp_path_factory.mktemp("clip-tiny-64"), image_size=64)
+
+
 def test_clip_score_of_a_geneval_folder_matches_open_clip_brute_force(tmp_path, capsys, monkeypatch,
-                                                                       clip_folder):  # noqa: F811
+                                                                       clip_folder_64):
     images_dir = tmp_path / "geneval"
     code, _, err = run_main(capsys, monkeypatch, "geneval", "generate", "--model", "world",
                             "--out", images_dir, "--per-task", "2", "--images-per-prompt", "2")
     assert code == 0, err
     out = tmp_path / "clip.json"
     code, stdout, err = run_main(capsys, monkeypatch, "clip-score", images_dir, "--model", "clip",
-                                 "--weights", clip_folder, "--out", out, "--batch-size", "3")
+                                 "--weights", clip_folder_64, "--out", out, "--batch-size", "3")
     assert code == 0, err
 
     files = sorted(images_dir.glob("*/samples/*.png"))
     prompts = [json.loads((f.parent.parent / "metadata.jsonl").read_text())["prompt"] for f in files]
-    expected = brute_scores(clip_folder, files, prompts)
+    expected = brute_scores(clip_folder_64, files, prompts)
     assert (expected > 0).any()  # random weights: the scores are not all clamped away
     document = json.loads(out.read_text())
     assert document["metrics"]["clip_score"] == pytest.approx(expected.mean(), abs=1e-3)
@@ -50,7 +58,7 @@ def test_clip_score_of_a_geneval_folder_matches_open_clip_brute_force(tmp_path, 
         assert record["images"] == 2 and record["clip_score"] == pytest.approx(mine.mean(), abs=1e-3)
     provenance = document["provenance"]
     assert provenance["extractor"] == "clip" and provenance["num_samples"] == len(files)
-    assert provenance["weights_sha256"] == sha256_file(clip_folder / "open_clip_model.safetensors")
+    assert provenance["weights_sha256"] == sha256_file(clip_folder_64 / "open_clip_model.safetensors")
     assert "mean over all pairs" in stdout and per_prompt[0]["prompt"] in stdout
 
 

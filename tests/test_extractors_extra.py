@@ -39,17 +39,22 @@ def dinov2_folder(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def clip_folder(tmp_path_factory):
-    """open_clip's local-dir layout (open_clip_config.json + open_clip_model.safetensors), tiny and random."""
-    folder = tmp_path_factory.mktemp("clip-tiny")
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP,
+def save_tiny_clip(folder, image_size: int = 32):
+    """open_clip's local-dir layout (open_clip_config.json + open_clip_model.safetensors), tiny and random,
+    reading `image_size` pixels."""
+    config = {**TINY_CLIP, "vision_cfg": {**TINY_CLIP["vision_cfg"], "image_size": image_size}}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config,
                                                               "preprocess_cfg": CLIP_NORM}))
     torch.manual_seed(0)
     model = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, folder / "open_clip_model.safetensors")
     return folder
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("clip-tiny"))
 
 
 def _nchw(images: np.ndarray) -> torch.Tensor:
