@@ -1422,7 +1422,8 @@ def test_ref_build_killed_while_writing_leaves_no_file_and_a_rerun_completes(tmp
     np.savez(data, arr_0=random_images(64, 32, seed=7))
     build = ["ref", "build", data, "--extractor", "shapes", "--device", "cpu", "--out"]
     assert run_main(capsys, monkeypatch, *build, tmp_path / "straight.npz")[0] == 0
-    child = multiprocessing.get_context("fork").Process(
+    # spawn, not fork: a child forked after this process has run torch's thread pool can hang in it
+    child = multiprocessing.get_context("spawn").Process(
         target=_build_and_die_while_writing, args=([*build, tmp_path / "ref.npz"],)
     )
     child.start()
