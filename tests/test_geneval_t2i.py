@@ -4,14 +4,12 @@ and the whole loop: a tiny TextSiT trains a few steps with genbench's trainer, s
 through `geneval generate`, and its folder scores through `geneval score` on all six tasks."""
 
 import json
-import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from test_geneval_cli import genbench  # noqa: F401  (fixture)
 
-from genbench.cli import main
 from genbench.errors import GenbenchError
 from genbench.geneval.prompts import TASKS
 from genbench.geneval.shapes import shapes_suite
@@ -103,22 +101,10 @@ def test_class_conditional_sit_is_unchanged():
         build_sit("TextSiT-T/2", num_classes=20)
 
 
-@pytest.fixture
-def genbench(monkeypatch, capsys):
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["genbench", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-    return run
 
 
 @pytest.mark.slow
-def test_tiny_text_model_trains_samples_deterministically_and_scores(tmp_path, genbench):
+def test_tiny_text_model_trains_samples_deterministically_and_scores(tmp_path, genbench):  # noqa: F811
     data = write_caption_set(tmp_path / "captions.npz", 16, seed=0)
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**PRESETS["t2i-shapes"], "sit": {"name": "TextSiT-T/2"}, "batch_size": 4,

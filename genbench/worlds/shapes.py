@@ -175,6 +175,23 @@ def _composite(background: np.ndarray, objects: list[ShapeObject], resolution: i
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), truths
 
 
+def _place_object(rng: np.random.Generator, kind: str, color: str, radius: float, placed: list[ShapeObject],
+                  resolution: int, gap: float, tries: int) -> ShapeObject | None:
+    """One object of `radius` at a random spot inside the frame whose extent disc keeps `gap` pixels from
+    every placed one (None after `tries` draws), its colour jittered and, unless a circle, rotated."""
+    margin = EXTENT * radius + 1
+    for _ in range(tries):
+        cx, cy = rng.uniform(margin, resolution - margin, size=2)
+        if all(math.hypot(cx - o.cx, cy - o.cy) >= EXTENT * (radius + o.radius) + gap for o in placed):
+            break
+    else:
+        return None
+    jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, size=3)
+    rgb = tuple(int(c) for c in np.clip(np.asarray(COLORS[color]) + jitter, 0, 255))
+    angle = 0.0 if kind == "circle" else float(rng.uniform(0, 2 * math.pi))
+    return ShapeObject(kind, color, float(cx), float(cy), radius, angle, rgb)
+
+
 def _place(rng: np.random.Generator, kind: str, color: str, count: int, resolution: int) -> list[ShapeObject]:
     """`count` non-overlapping objects of one class, fully inside the frame; shrinks them if crowded."""
     scale = 1.0
@@ -182,17 +199,10 @@ def _place(rng: np.random.Generator, kind: str, color: str, count: int, resoluti
         radii = rng.uniform(*RADIUS_RANGE, size=count) * resolution * scale
         placed: list[ShapeObject] = []
         for radius in radii:
-            margin = EXTENT * radius + 1
-            for _ in range(50):
-                cx, cy = rng.uniform(margin, resolution - margin, size=2)
-                if all(math.hypot(cx - o.cx, cy - o.cy) >= EXTENT * (radius + o.radius) + 1 for o in placed):
-                    break
-            else:
+            obj = _place_object(rng, kind, color, float(radius), placed, resolution, gap=1, tries=50)
+            if obj is None:
                 break
-            jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, size=3)
-            rgb = tuple(int(c) for c in np.clip(np.asarray(COLORS[color]) + jitter, 0, 255))
-            angle = 0.0 if kind == "circle" else float(rng.uniform(0, 2 * math.pi))
-            placed.append(ShapeObject(kind, color, float(cx), float(cy), float(radius), angle, rgb))
+            placed.append(obj)
         if len(placed) == count:
             return placed
         scale *= 0.85
@@ -278,18 +288,10 @@ def place_scene(rng: np.random.Generator, specs: list[tuple[str, str]], resoluti
         placed: list[ShapeObject] = []
         for kind, color in specs:
             radius = float(rng.uniform(*radius_range)) * resolution
-            margin = EXTENT * radius + 1
-            for _ in range(100):
-                cx, cy = rng.uniform(margin, resolution - margin, size=2)
-                if all(math.hypot(cx - o.cx, cy - o.cy) >= EXTENT * (radius + o.radius) + SCENE_GAP
-                       for o in placed):
-                    break
-            else:
+            obj = _place_object(rng, kind, color, radius, placed, resolution, gap=SCENE_GAP, tries=100)
+            if obj is None:
                 break
-            jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, size=3)
-            rgb = tuple(int(c) for c in np.clip(np.asarray(COLORS[color]) + jitter, 0, 255))
-            angle = 0.0 if kind == "circle" else float(rng.uniform(0, 2 * math.pi))
-            placed.append(ShapeObject(kind, color, float(cx), float(cy), radius, angle, rgb))
+            placed.append(obj)
         if len(placed) == len(specs) and (accept is None or accept(placed)):
             return placed
     raise GenbenchError(f"no placement of {len(specs)} objects at {resolution} px found in {SCENE_TRIES} "
