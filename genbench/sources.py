@@ -438,6 +438,22 @@ def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] = dic
     return parse_json(read_text(path, what, fix), str(path), expect, fix, what)
 
 
+def record_or_check_manifest(path: Path, wanted: dict, what: str, mismatch: str, fix: str) -> None:
+    """Write the settings a resumable run works with, or check that the run being resumed used the same:
+    other settings are one error naming the file and each changed key (`mismatch`: what they mean), not a
+    mix of two runs. Every rank writes the same bytes, so concurrent writers agree."""
+    from genbench.io import write_text_atomic
+
+    if path.exists():
+        found = read_json(path, what, dict, f"delete {path} to start the run again")
+        changed = {key: (found.get(key), value) for key, value in wanted.items() if found.get(key) != value}
+        if changed:
+            shown = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+            raise GenbenchError(f"{path}: {mismatch} ({shown}); {fix}")
+        return
+    write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True))
+
+
 def read_jsonl(path: str | Path, what: str, fix: str = "fix or delete that line") -> list[tuple[int, object]]:
     """(line number, JSON object) of every non-blank line of a UTF-8 jsonl file."""
     text = read_text(path, what)

@@ -59,7 +59,7 @@ from genbench.models.tokenizer_adapters import (
 )
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
-from genbench.sources import SampleSource, TensorSource
+from genbench.sources import SampleSource, TensorSource, record_or_check_manifest
 from genbench.weights import resolve_weights
 
 STATS_CHANNELS = 16  # per-channel latent statistics columns for at most this many channels
@@ -265,16 +265,9 @@ def _std(total_sum, total_sq, count: float):
 def _check_work_manifest(work_dir: Path, wanted: dict) -> None:
     """Record what a work folder holds, or check that a folder being resumed holds the same run (as
     `genbench sample` checks its manifest): other images, weights or settings are an error, not a mix."""
-    path = work_dir / "manifest.json"
-    if path.is_file():
-        found = json.loads(path.read_text())
-        changed = {key: (found.get(key), value) for key, value in wanted.items() if found.get(key) != value}
-        if changed:
-            shown = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
-            raise GenbenchError(f"{path}: this work folder holds another comparison ({shown}); give another "
-                                "--work-dir or delete this one")
-        return
-    write_text_atomic(path, json.dumps(wanted, indent=2, sort_keys=True))  # every rank writes the same bytes
+    record_or_check_manifest(work_dir / "manifest.json", wanted, "comparison manifest",
+                             "this work folder holds another comparison",
+                             "give another --work-dir or delete this one")
 
 
 def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batch_size: int = 64,

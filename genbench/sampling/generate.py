@@ -31,7 +31,7 @@ from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.sampling.labels import LABELINGS
 from genbench.sampling.samplers import euler_maruyama_sde, euler_ode
-from genbench.sources import read_json, read_npz
+from genbench.sources import read_json, read_npz, record_or_check_manifest
 from genbench.validate import check_number
 
 MANIFEST = "manifest.json"
@@ -140,18 +140,9 @@ def sample_batch(model: nn.Module, settings: SampleSettings, indices: list[int],
 
 def check_manifest(out_dir: Path, settings: SampleSettings) -> None:
     """Write the manifest, or check that an existing one (a run being resumed) has the same settings."""
-    path = out_dir / MANIFEST
-    wanted = settings.to_json()
-    if path.exists():
-        found = read_json(path, "sampling manifest", dict, f"delete {out_dir} and start again")
-        changed = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
-        if changed:
-            shown = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise GenbenchError(f"{path}: these samples were made with other settings ({shown}); resume with "
-                                "the same settings or choose a new output directory")
-        return
-    with atomic_write(path) as tmp:  # every rank writes the same bytes, so concurrent writers agree
-        tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+    record_or_check_manifest(out_dir / MANIFEST, settings.to_json(), "sampling manifest",
+                             "these samples were made with other settings",
+                             "resume with the same settings or choose a new output directory")
 
 
 def shard_path(out_dir: Path, shard: int) -> Path:
