@@ -31,7 +31,7 @@ import genbench  # noqa: F401  (torchvision shim)
 from genbench.models.official import build_vae_from_config, load_official_vae
 from genbench.training.data import ImageDataset
 from genbench.training.losses import NLayerDiscriminator
-from genbench.training.recipes import RECIPES, TrainConfig, Trainer, train
+from genbench.training.recipes import RECIPES, TrainConfig, Trainer, export_slim_checkpoint, train
 from genbench.training.tokenizer import latents_stats, pretrain_discriminator, pretrain_vae
 from genbench.worlds import ShapesWorld
 from genbench.worlds.perceptual import load_shapes_perceptual
@@ -60,18 +60,6 @@ def recipe_config(recipe: str, seed: int, out: Path, args: argparse.Namespace, o
         values |= {"vae_lr": args.vae_lr, "disc_lr": args.disc_lr, "perceptual_net": "shapes",
                    "disc_weights": str(out / "discriminator.pt"), **DISCRIMINATOR}
     return TrainConfig.from_dict(values | (overrides or {}), f"shapes {recipe}")
-
-
-def export_slim(run_dir: Path, path: Path) -> None:
-    """The EMA SiT, the VAE and the config of the last checkpoint: all that sampling needs."""
-    from genbench.models.official import read_state_file
-    from genbench.training.recipes import latest_checkpoint
-
-    state = read_state_file(latest_checkpoint(run_dir))
-    slim = {key: state[key] for key in ("ema", "vae", "config", "step")}
-    tmp = path.with_suffix(".tmp")
-    torch.save(slim, tmp)
-    tmp.replace(path)
 
 
 def build_tokenizer(out: Path, dataset: ImageDataset, args: argparse.Namespace) -> None:
@@ -156,7 +144,7 @@ def main() -> None:
 
         run_started = time.time()
         train(trainer, args.steps, run_dir, log)
-        export_slim(run_dir, out / f"demo-{name}.pt")
+        export_slim_checkpoint(run_dir, out / f"demo-{name}.pt")
         print(f"{name} done in {time.time() - run_started:.0f} s ({time.time() - started:.0f} s in all)",
               flush=True)
 

@@ -147,19 +147,3 @@ def text_model_sampler(sit: torch.nn.Module, vae: torch.nn.Module, settings, dev
         captions = torch.tensor([caption_index(record) for record in records])
         return to_uint8(decode(sample_batch(sit, settings, indices, captions, device)))
     return sample_images
-
-
-def export_slim_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
-    """The last checkpoint of a run reduced to what sampling reads ({ema, vae, config, step}), written
-    atomically; returns `path`."""
-    from genbench.models.official import read_state_file
-    from genbench.training.recipes import latest_checkpoint
-
-    last = latest_checkpoint(run_dir)
-    if last is None:
-        raise GenbenchError(f"{run_dir}: no checkpoints/*.pt to export; train first")
-    state = read_state_file(last)
-    path = Path(path)
-    with atomic_write(path, suffix=".pt") as tmp:
-        torch.save({key: state[key] for key in ("ema", "vae", "config", "step")}, tmp)
-    return path

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.io import write_text_atomic
+from genbench.io import atomic_write, write_text_atomic
 from genbench.models.encoders import build_encoder
 from genbench.models.official import (
     build_sit_from_config,
@@ -550,6 +550,19 @@ def checkpoint_path(out_dir: str | Path, step: int) -> Path:
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     checkpoints = sorted((Path(out_dir) / "checkpoints").glob("*.pt"))
     return checkpoints[-1] if checkpoints else None
+
+
+def export_slim_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
+    """The last checkpoint of a run reduced to what sampling reads ({ema, vae, config, step}), written
+    atomically; returns `path`."""
+    last = latest_checkpoint(run_dir)
+    if last is None:
+        raise GenbenchError(f"{run_dir}: no checkpoints/*.pt to export; train first")
+    state = read_state_file(last)
+    path = Path(path)
+    with atomic_write(path, suffix=".pt") as tmp:
+        torch.save({key: state[key] for key in ("ema", "vae", "config", "step")}, tmp)
+    return path
 
 
 def _describe_data(fingerprint: object) -> str:
