@@ -21,15 +21,19 @@ CMMD_SCALE = 1000.0
 
 
 def _kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, block_size: int) -> float:
-    """sum_ij exp(-gamma |a_i - b_j|^2) in float64."""
+    """sum_ij exp(-gamma |a_i - b_j|^2) in float64, in row x column blocks computed in place in one
+    buffer: memory O(block^2) whatever N is (temporaries per block let the peak grow with N)."""
+    buffer = a.new_empty(min(block_size, a.shape[0]) * min(block_size, b.shape[0]))
     total = 0.0
     for start in range(0, a.shape[0], block_size):
         rows = a[start : start + block_size]
         row_norms = (rows * rows).sum(dim=1, keepdim=True)
-        for c in range(0, b.shape[0], block_size):  # row x column blocks: memory O(block^2), not O(block N)
+        for c in range(0, b.shape[0], block_size):
             columns = b[c : c + block_size]
-            squared = (row_norms - 2 * rows @ columns.T + (columns * columns).sum(dim=1)).clamp(min=0)
-            total += float(torch.exp(-gamma * squared).sum())
+            squared = torch.mm(rows, columns.T, out=buffer[: len(rows) * len(columns)].view(len(rows), -1))
+            # |r|^2 - 2 r.c + |c|^2, the same operations in the same order as written out
+            squared.mul_(-2).add_(row_norms).add_((columns * columns).sum(dim=1)).clamp_(min=0)
+            total += float(squared.mul_(-gamma).exp_().sum())
     return total
 
 

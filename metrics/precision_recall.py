@@ -33,7 +33,8 @@ to an interval; where the interval holds one half value the rounded result is kn
 distance is bracketed. Only bracketed entries that could decide a radius (candidates for the (k+1)-th
 smallest) or a membership (radius inside the bracket) are recomputed by the exact sequential emulation.
 
-`half=False` keeps plain float32 throughout (not ADM). Memory is O(rows_per_chunk x N), not O(N^2).
+`half=False` keeps plain float32 throughout (not ADM). Memory is O(rows_per_chunk x batch) whatever N is:
+radii merge the k + 1 smallest distances column block by column block.
 """
 
 from __future__ import annotations
@@ -343,39 +344,42 @@ def _resolve(
     return out
 
 
-def _kth_smallest(d: torch.Tensor, k: int) -> torch.Tensor:
-    """k-th smallest value of each row (np.partition's, as the evaluator reads it); topk is ~8x faster
-    than kthvalue on CPU for small k."""
-    return d.topk(k, dim=1, largest=False).values[:, -1]
+def _merge_smallest(nearest: torch.Tensor, values: torch.Tensor, count: int) -> torch.Tensor:
+    """The `count` smallest of each row of [nearest | values], ascending."""
+    candidates = torch.cat([nearest, values], dim=1)
+    return candidates.topk(min(count, candidates.shape[1]), dim=1, largest=False, sorted=True).values
 
 
 def _radii(x: _Rows, k: int, half: bool, batch: int) -> torch.Tensor:
+    """The (k+1)-th smallest distance of each row, merged column block by column block: memory
+    O(rows x batch) whatever N is."""
     n = x.x.shape[0]
     if n <= k:
         raise ValueError(f"k-NN radii with k={k} need more than {k} feature rows, got {n}")
     paths = _block_paths(x, x, half, batch)
     radii = torch.empty(n, dtype=torch.float32, device=x.x.device)
     for ri in (_row_chunks(n, batch) if half else _chunks(n, batch)):
-        if not half:  # the k + 1 smallest so far, merged block by block: memory O(batch^2), not O(batch N)
-            nearest = x.x.new_empty(ri.stop - ri.start, 0)
+        nearest = x.x.new_empty(ri.stop - ri.start, 0)  # the k + 1 smallest exact distances so far
+        if not half:
             for cb in _chunks(n, batch):
-                candidates = torch.cat([nearest, _plain(x.x[ri], x.x[cb])], dim=1)
-                nearest = candidates.topk(min(k + 1, candidates.shape[1]), dim=1, largest=False).values
+                nearest = _merge_smallest(nearest, _plain(x.x[ri], x.x[cb]), k + 1)
             radii[ri] = nearest[:, k]
             continue
-        parts = list(_distance_rows(x, ri, x, paths, batch))
-        d_lo = torch.cat([p[1] for p in parts], dim=1)
-        d_hi = torch.cat([p[2] for p in parts], dim=1)
-        r_hi = _kth_smallest(d_hi, k + 1)
-        # entries that may be among the k+1 smallest and are not known exactly; every other entry of d_hi is
-        # exact or above r_hi, which bounds the true radius from above, so it cannot change the result
-        unsure = (d_lo != d_hi) & (d_lo <= r_hi[:, None])
-        radii[ri] = r_hi
-        if unsure.any():
-            i, j = unsure.nonzero(as_tuple=True)
-            d_hi[i, j] = _resolve(x, x, i + ri.start, j, paths, batch)
-            rows = i.unique()
-            radii[ri.start + rows] = _kth_smallest(d_hi[rows], k + 1)
+        upper = x.x.new_empty(ri.stop - ri.start, 0)  # the k + 1 smallest upper bounds so far
+        for cb, d_lo, d_hi in _distance_rows(x, ri, x, paths, batch):
+            upper = _merge_smallest(upper, d_hi, k + 1)
+            # the (k+1)-th smallest upper bound so far bounds the radius from above (it only falls)
+            bound = upper[:, k] if upper.shape[1] > k else torch.full_like(upper[:, 0], float("inf"))
+            inexact = d_lo != d_hi
+            # an inexact entry whose lower end is above the bound is above the radius: it cannot be among
+            # the k + 1 smallest; the others are resolved exactly (a few per block)
+            unsure = inexact & (d_lo <= bound[:, None])
+            values = d_hi.masked_fill(inexact & ~unsure, float("inf"))
+            if unsure.any():
+                i, j = unsure.nonzero(as_tuple=True)
+                values[i, j] = _resolve(x, x, i + ri.start, j + cb.start, paths, batch)
+            nearest = _merge_smallest(nearest, values, k + 1)
+        radii[ri] = nearest[:, k]
     return radii
 
 
