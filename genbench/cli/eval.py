@@ -21,7 +21,7 @@ from genbench.reference_sets import reference_paths
 from genbench.results import write_results
 from genbench.sources import open_source
 from genbench.validate import number_option
-from genbench.worlds.demo import DEMO, demo_recipe, demo_reference
+from genbench.worlds.demo import DEMO, demo_recipe, demo_reference, describe_demo
 
 DEFAULT_METRICS = "fid,sfid,is,pr,kid"
 DEMO_METRICS = f"{DEFAULT_METRICS},class_acc"  # the demo samples carry their labels: is the class learned?
@@ -171,6 +171,8 @@ def eval_command(
         return
     if sampling is not None:
         provenance["sampling"] = sampling
+    if demo:
+        typer.echo(describe_demo(str(model)))
     print_metrics(values, provenance)
     if out is not None:
         write_results(out, values, provenance)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from genbench.errors import GenbenchError
 from genbench.io import package_file
+from genbench.sources import read_checkpoint
 from genbench.weights import verify_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -64,6 +65,14 @@ def resolve_demo_model(name: str) -> Path:
                             "scripts/train_shapes_models.py")
     verify_sha256(path, CHECKPOINT_SHA256[recipe])
     return path
+
+
+def describe_demo(name: str) -> str:
+    """One line naming the checkpoint a demo name evaluates: its recipe and training step."""
+    recipe = demo_recipe(name)
+    step = int(read_checkpoint(resolve_demo_model(name))["step"])
+    chosen = " (the best-measured recipe, leaderboards/shapes.md)" if name == "demo" else ""
+    return f"{name}: the {recipe} recipe's checkpoint demo-{recipe}.pt after {step:,} training steps{chosen}"
 
 
 def demo_reference() -> Path:
