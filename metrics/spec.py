@@ -106,7 +106,7 @@ class MetricOptions:
 
 
 # compute(samples, reference or None, options, device of k-NN work or None) -> {output column: value}
-Compute = Callable[[FeatureSide, "FeatureSide | None", MetricOptions, "str | None"], dict[str, float]]
+Compute = Callable[[FeatureSide, FeatureSide | None, MetricOptions, str | None], dict[str, float]]
 
 
 def _two(options: MetricOptions) -> int:
