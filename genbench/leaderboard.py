@@ -22,6 +22,7 @@ from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.metrics.registry import column_spec
 from genbench.metrics.spec import Column
+from genbench.records import GenerationRecord, ModelProvenance
 from genbench.results import load_results
 from genbench.sources import read_csv, spreadsheet_safe
 from genbench.validate import check_metric_value, check_text_cell
@@ -73,28 +74,27 @@ def _ordered(columns: list[str]) -> list[str]:
     return [c for c in (*LEADING_COLUMNS, *extra, *TRAILING_COLUMNS) if c in columns]
 
 
-def _sampling_record(provenance: dict) -> dict:
-    """How the evaluated images were made, when genbench made them: `eval --model`'s sampling manifest or
-    `geneval generate`'s generation record."""
-    return provenance.get("sampling") or provenance.get("geneval", {}).get("generation") or {}
-
-
-def _model_name(sampling: dict) -> str | None:
-    """"<file> (<sha256 prefix>)" of the sampled checkpoint. Sampling manifests record the model as
-    "<file> sha256:<hex> official:<name>"; generation records as a path beside `model_sha256`."""
-    model = sampling.get("model")
-    if not model:
-        return None
-    name, _, rest = model.partition(" sha256:")
-    sha = rest[:8] or sampling.get("model_sha256", "")[:8]
-    return f"{Path(name).name} ({sha})" if sha else model
+def _made_by(provenance: dict, where: str) -> tuple[str | None, dict]:
+    """(what made the evaluated images, its sampling settings) when genbench made them: `eval --model`'s
+    sampling manifest (provenance "sampling") or `geneval generate`'s generation record. A checkpoint is
+    named "<file> (<sha256 prefix>)"."""
+    if provenance.get("sampling"):
+        sampling = provenance["sampling"]
+        model = sampling.get("model")
+        return (ModelProvenance.from_json(model, f"{where}: sampling model").label if model else None,
+                sampling)
+    generation = provenance.get("geneval", {}).get("generation")
+    if generation:
+        record = GenerationRecord.from_json(generation, f"{where}: geneval generation")
+        return (record.model.label if record.model else record.world), {"cfg_scale": record.cfg_scale}
+    return None, {}
 
 
 def results_row(results_path: str | Path, name: str | None = None) -> dict[str, Any]:
     """One measured row from a results file: its metrics plus the provenance a reader needs."""
     document = load_results(results_path)
     provenance = document["provenance"]
-    sampling = _sampling_record(provenance)
+    made_by, sampling = _made_by(provenance, str(results_path))
     cfg = provenance.get("cfg_scale", sampling.get("cfg_scale"))
     interval = provenance.get("guidance_interval", sampling.get("guidance_interval"))
     if cfg is not None and interval is not None:
@@ -102,7 +102,7 @@ def results_row(results_path: str | Path, name: str | None = None) -> dict[str, 
     row = {
         "name": name or provenance.get("model") or Path(results_path).stem,
         "kind": "measured",
-        "model": provenance.get("model") or _model_name(sampling),
+        "model": provenance.get("model") or made_by,
         "tokenizer": provenance.get("tokenizer"),
         "epochs": provenance.get("epochs"),
         "cfg": "none" if cfg is None else str(cfg),
