@@ -1,5 +1,6 @@
 """Regression checks: compare a results file with a stored leaderboard row, metric by metric, in the
-direction that counts as better (lower FID, higher IS), within absolute or relative tolerances."""
+direction that counts as better (lower FID, higher IS), within absolute or relative tolerances; directions and
+default tolerances are the columns' declarations (genbench.metrics.registry)."""
 
 from __future__ import annotations
 
@@ -12,27 +13,10 @@ import pandas as pd
 
 from genbench.errors import GenbenchError
 from genbench.leaderboard import metric_direction, read_board
+from genbench.metrics.registry import column_spec
+from genbench.metrics.spec import Column, Tolerance
 from genbench.results import load_results
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How much worse a metric may get: `value` in the metric's units, or a fraction of the baseline."""
-
-    value: float
-    relative: bool = False
-
-    def allowed(self, baseline: float) -> float:
-        return self.value * abs(baseline) if self.relative else self.value
-
-    def __str__(self) -> str:
-        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
-
-
-# Bounded metrics get absolute tolerances; unbounded ones (FID, IS, ...) a relative one.
-DEFAULT_TOLERANCES = {"precision": Tolerance(0.02), "recall": Tolerance(0.02), "ssim": Tolerance(0.01),
-                      "lpips": Tolerance(0.01), "probe": Tolerance(0.5), "class_acc": Tolerance(0.02)}
-DEFAULT_RELATIVE = Tolerance(0.02, relative=True)
 FAILING = ("regression", "missing", "not a number")  # a check fails closed: no number is not a pass
 
 
@@ -110,6 +94,12 @@ def parse_metric_names(option: str, text: str | None) -> set[str]:
     return names
 
 
+def _directed(name: str) -> Column | None:
+    """The declaration of column `name` when it has a better/worse direction."""
+    column = column_spec(name)
+    return column if column is not None and column.direction.sign is not None else None
+
+
 def compare(results_path: str | Path, board_path: str | Path, row: str,
             tolerances: dict[str, Tolerance] | None = None,
             allow_missing: set[str] | frozenset[str] = frozenset()) -> list[Comparison]:
@@ -121,16 +111,18 @@ def compare(results_path: str | Path, board_path: str | Path, row: str,
     tolerances = tolerances or {}
     comparisons = []
     for metric, current in metrics.items():
-        if metric_direction(metric) is None or metric not in baseline.index or pd.isna(baseline[metric]):
+        column = _directed(metric)
+        if column is None or metric not in baseline.index or pd.isna(baseline[metric]):
             continue
         reference = float(baseline[metric])
-        tolerance = tolerances.get(metric, DEFAULT_TOLERANCES.get(metric, DEFAULT_RELATIVE))
+        tolerance = tolerances.get(metric, column.tolerance)
         comparisons.append(Comparison(metric, reference, float(current), tolerance,
                                       verdict(metric, reference, float(current), tolerance)))
     for metric, reference in baseline.items():
-        if metric not in metrics and metric_direction(str(metric)) is not None and not pd.isna(reference):
-            tolerance = tolerances.get(metric, DEFAULT_TOLERANCES.get(metric, DEFAULT_RELATIVE))
-            comparisons.append(Comparison(metric, float(reference), math.nan, tolerance, "missing"))
+        column = _directed(str(metric))
+        if metric not in metrics and column is not None and not pd.isna(reference):
+            tolerance = tolerances.get(str(metric), column.tolerance)
+            comparisons.append(Comparison(str(metric), float(reference), math.nan, tolerance, "missing"))
     missing = [m for m in tolerances if m not in {c.metric for c in comparisons}]
     if missing:
         raise GenbenchError(f"--tol names {', '.join(missing)}, which {results_path} and row '{row}' of "

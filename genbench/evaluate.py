@@ -7,6 +7,7 @@ feature rows, in sample order) are reduced across ranks, so the numbers equal a 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -23,7 +24,8 @@ from genbench.extractors import check_extractor_name
 from genbench.metrics.bootstrap import gaussian_of
 from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
 from genbench.metrics.kid import KID_SUBSET_SIZE, kid_subset_size
-from genbench.metrics.registry import METRICS, FeatureSide, Metric, Options
+from genbench.metrics.registry import METRICS
+from genbench.metrics.spec import FeatureSide, MetricOptions, MetricSpec
 from genbench.metrics.stats import FeatureStats
 from genbench.reference import GAUSSIAN_KEYS, ReferenceStats
 from genbench.sources import SampleSource
@@ -162,13 +164,14 @@ class MetricRequest:
     (another one where `--extractor-for` stands it in), `key_suffix` names an `@` extractor in the result
     keys (`precision_dinov2`)."""
 
-    metric: Metric
+    metric: MetricSpec
     extractor: str
     runs_on: str
     key_suffix: str = ""
 
-    def compute(self, sample: FeatureSide, reference: FeatureSide | None, options: Options) -> dict:
-        values = self.metric.compute(sample, reference if self.metric.reference else None, options)
+    def compute(self, sample: FeatureSide, reference: FeatureSide | None, options: MetricOptions,
+                device: str | None) -> dict[str, float]:
+        values = self.metric.compute(sample, reference, options, device)
         return {f"{key}{self.key_suffix}": value for key, value in values.items()}
 
 
@@ -196,7 +199,9 @@ def plan_metrics(
     return requests
 
 
-def check_sample_counts(metrics: Sequence[Metric], count: int, options: Options, side: str) -> None:
+def check_sample_counts(
+    metrics: Sequence[MetricSpec], count: int, options: MetricOptions, side: str
+) -> None:
     for metric in metrics:
         needed = metric.min_samples(options)
         if count < needed:
@@ -237,7 +242,7 @@ def _reference_side(
     references: Sequence[ReferenceStats],
     extractor: torch.nn.Module,
     requests: Sequence[MetricRequest],
-    options: Options,
+    options: MetricOptions,
     batch_size: int,
     device: str,
     num_workers: int,
@@ -296,18 +301,19 @@ def bootstrap_intervals(
     samples: dict[str, FeatureSide],
     references: dict[str, FeatureSide],
     values: dict[str, float],
-    options: Options,
+    options: MetricOptions,
+    device: str | None,
 ) -> dict[str, float]:
-    """Bootstrap intervals of every computed metric (`values`) over `options["bootstrap"]` resamples of the
+    """Bootstrap intervals of every computed metric (`values`) over `options.bootstrap` resamples of the
     samples: rows drawn with replacement as `metrics.bootstrap.bootstrap_interval` draws them, the same draws
     for every extractor, the reference fixed. Duplicated rows bias a resample's FD, CMMD and k-NN metrics
     (FD by O(d / N): at small N the plain percentile interval can miss the measured value), so the
     percentile interval is shifted by the bootstrap's bias estimate, mean(resampled) - value: it keeps the
     resampled spread around the measured value. Keys `{key}_ci_low` / `{key}_ci_high` (not for the `_std`
     companions)."""
-    resamples, confidence = options["bootstrap"], options.get("bootstrap_confidence", 0.95)
+    resamples, confidence = options.bootstrap, options.bootstrap_confidence
     count = next(iter(samples.values())).rows[requests[0].metric.feature].shape[0]
-    generator = torch.Generator().manual_seed(options.get("bootstrap_seed", 0))
+    generator = torch.Generator().manual_seed(options.bootstrap_seed)
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
         index = torch.randint(0, count, (count,), generator=generator)
@@ -316,7 +322,7 @@ def bootstrap_intervals(
             labels = side.labels[index] if side.labels is not None else None
             resampled = FeatureSide({f: gaussian_of(r) for f, r in rows.items()}, rows, labels)
             for request in (r for r in requests if r.runs_on == name):
-                for key, value in request.compute(resampled, references.get(name), options).items():
+                for key, value in request.compute(resampled, references.get(name), options, device).items():
                     draws.setdefault(key, []).append(value)
     alpha = (1 - confidence) / 2
     intervals = {}
@@ -332,7 +338,7 @@ def fd_infinities(
     computed: Sequence[tuple[MetricRequest, list[str]]],
     samples: dict[str, FeatureSide],
     references: dict[str, FeatureSide],
-    options: Options,
+    options: MetricOptions,
 ) -> dict[str, float]:
     """`{key}_infinity` for every Fréchet distance computed (the metrics on statistics, one key each): FD
     extrapolated to infinitely many samples (metrics.fd_infinity)."""
@@ -348,9 +354,8 @@ def fd_infinities(
                 f"{rows.shape[1]} feature dimensions (singular covariances); use at least "
                 f"{10 * (rows.shape[1] + 1)} samples or drop --fd-infinity"
             )
-        result = fd_infinity(rows, mu, sigma,
-                             num_points=options.get("fd_infinity_points", 15),
-                             seed=options.get("bootstrap_seed", 0))
+        result = fd_infinity(rows, mu, sigma, num_points=options.fd_infinity_points,
+                             seed=options.bootstrap_seed)
         values[f"{key}_infinity"] = result.value
     return values
 
@@ -363,17 +368,17 @@ def evaluate(
     batch_size: int = 64,
     device: str = "cpu",
     num_workers: int = 0,
-    options: Options | None = None,
+    options: MetricOptions | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Run each extractor the metrics need once over the samples and compute them -> (metrics, provenance).
 
     `extractor` is the run's extractor, or {name: module} for each `runs_on` of `metric_names` given as
     `plan_metrics` requests. `reference` is one or more reference files; each extractor uses the one made
-    with it (or reference images). `options["bootstrap"]` (resamples) adds confidence intervals,
-    `options["fd_infinity"]` FD-infinity for every Fréchet distance.
+    with it (or reference images). `options.bootstrap` (resamples) adds confidence intervals,
+    `options.fd_infinity` FD-infinity for every Fréchet distance.
     """
-    options = {"device": device, **(options or {})}
+    options = options or MetricOptions()
     references = [reference] if isinstance(reference, ReferenceStats) else list(reference)
     if isinstance(extractor, torch.nn.Module):
         extractors = {extractor.name: extractor}
@@ -389,7 +394,7 @@ def evaluate(
     check_sample_counts([r.metric for r in requests], len(source), options, source.description)
     # the samples' class labels (class_acc), read and checked before any extraction
     labels = torch.from_numpy(source.class_labels()) if any(r.metric.labels for r in requests) else None
-    keep_stats_rows = bool(options.get("bootstrap")) or bool(options.get("fd_infinity"))
+    keep_stats_rows = bool(options.bootstrap) or options.fd_infinity
 
     samples: dict[str, FeatureSide] = {}
     ref_sides: dict[str, FeatureSide] = {}
@@ -415,17 +420,18 @@ def evaluate(
     computed: list[tuple[MetricRequest, list[str]]] = []
     try:
         for request in requests:
-            result = request.compute(samples[request.runs_on], ref_sides.get(request.runs_on), options)
+            name = request.runs_on
+            result = request.compute(samples[name], ref_sides.get(name), options, device)
             twice = ", ".join(result.keys() & values.keys())
             if twice:
                 raise GenbenchError(f"'{request.metric.name}' gives {twice} twice; request each result once")
             values.update(result)
             computed.append((request, list(result)))
             records[request.runs_on]["keys"] += list(result)
-        if options.get("fd_infinity"):
+        if options.fd_infinity:
             values.update(fd_infinities(computed, samples, ref_sides, options))
-        if options.get("bootstrap"):
-            values.update(bootstrap_intervals(requests, samples, ref_sides, dict(values), options))
+        if options.bootstrap:
+            values.update(bootstrap_intervals(requests, samples, ref_sides, dict(values), options, device))
     except ValueError as error:
         raise GenbenchError(f"{source.description}: {error}") from error
 
@@ -438,7 +444,7 @@ def evaluate(
         "extractors": records,
         "samples": {"path": source.description, "count": len(source), "image_size": list(source.image_size)},
         "reference": records[requests[0].runs_on].get("reference", {}),
-        "metric_options": {k: v for k, v in options.items() if k != "device"},
+        "metric_options": dataclasses.asdict(options),
         "device": device,
         "world_size": dist.get_world_size() if dist.is_initialized() else 1,
         "timings": {
@@ -459,7 +465,7 @@ def evaluate(
             "from the real ones"
         )
     for request in requests:
-        if request.metric.name == "kid" and options.get("kid_subset_size") is None:
+        if request.metric.name == "kid" and options.kid_subset_size is None:
             used = kid_subset_size(len(samples[request.runs_on].features("pool")),
                                    len(ref_sides[request.runs_on].features("pool")))
             provenance["metric_options"]["kid_subset_size"] = used

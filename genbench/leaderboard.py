@@ -20,6 +20,9 @@ from filelock import FileLock
 from genbench.board_plot import fid_epochs_svg
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
+from genbench.metrics.registry import column_spec
+from genbench.metrics.spec import Column
+from genbench.records import GenerationRecord, ModelProvenance
 from genbench.results import load_results
 from genbench.sources import read_csv, spreadsheet_safe
 from genbench.validate import check_metric_value, check_text_cell
@@ -31,14 +34,6 @@ METRIC_COLUMNS = ("fid", "sfid", "is", "precision", "recall", "kid", "class_acc"
 # Where a column goes: descriptive columns and known metrics, other columns (file order), then free text.
 LEADING_COLUMNS = ("name", "kind", "model", "tokenizer", "epochs", "cfg", *METRIC_COLUMNS)
 TRAILING_COLUMNS = ("source", "notes")
-DECIMALS = {"fid": 2, "sfid": 2, "rfid": 2, "is": 1, "precision": 2, "recall": 2, "kid": 4, "psnr": 2,
-            "ssim": 3, "lpips": 3, "probe": 1, "probe_top5": 1, "knn_top1": 1, "encode_ips": 0,
-            "decode_ips": 0, "class_acc": 3}
-LOWER_IS_BETTER = {"fid", "sfid", "kid", "cmmd", "rfid", "lpips"}
-HIGHER_IS_BETTER = {"is", "precision", "recall", "psnr", "ssim", "probe", "density", "coverage", "geneval",
-                    "clip_score", "class_acc"}
-# sizes, shown as 256 rather than 256.000
-INTEGER_COLUMNS = {"latent_channels", "latent_dim", "latent_h", "latent_w", "resolution"}
 FORMATS = ("md", "csv", "html", "latex", "json")
 MEASURED_MARK = "†"
 LEGEND = (f"{MEASURED_MARK} measured: computed by genbench (a results file, or `tokenizers compare`). "
@@ -46,12 +41,10 @@ LEGEND = (f"{MEASURED_MARK} measured: computed by genbench (a results file, or `
 
 
 def metric_direction(name: str) -> int | None:
-    """-1 when lower is better, +1 when higher is better, None for columns without a direction."""
-    if name in LOWER_IS_BETTER or name.startswith("fd_"):
-        return -1
-    if name in HIGHER_IS_BETTER or name.startswith("geneval_"):
-        return 1
-    return None
+    """-1 when lower is better, +1 when higher is better, None for columns without a direction (the column's
+    declaration in genbench.metrics.registry)."""
+    column = column_spec(name)
+    return None if column is None else column.direction.sign
 
 
 def read_board(path: str | Path) -> pd.DataFrame:
@@ -81,28 +74,27 @@ def _ordered(columns: list[str]) -> list[str]:
     return [c for c in (*LEADING_COLUMNS, *extra, *TRAILING_COLUMNS) if c in columns]
 
 
-def _sampling_record(provenance: dict) -> dict:
-    """How the evaluated images were made, when genbench made them: `eval --model`'s sampling manifest or
-    `geneval generate`'s generation record."""
-    return provenance.get("sampling") or provenance.get("geneval", {}).get("generation") or {}
-
-
-def _model_name(sampling: dict) -> str | None:
-    """"<file> (<sha256 prefix>)" of the sampled checkpoint. Sampling manifests record the model as
-    "<file> sha256:<hex> official:<name>"; generation records as a path beside `model_sha256`."""
-    model = sampling.get("model")
-    if not model:
-        return None
-    name, _, rest = model.partition(" sha256:")
-    sha = rest[:8] or sampling.get("model_sha256", "")[:8]
-    return f"{Path(name).name} ({sha})" if sha else model
+def _made_by(provenance: dict, where: str) -> tuple[str | None, dict]:
+    """(what made the evaluated images, its sampling settings) when genbench made them: `eval --model`'s
+    sampling manifest (provenance "sampling") or `geneval generate`'s generation record. A checkpoint is
+    named "<file> (<sha256 prefix>)"."""
+    if provenance.get("sampling"):
+        sampling = provenance["sampling"]
+        model = sampling.get("model")
+        return (ModelProvenance.from_json(model, f"{where}: sampling model").label if model else None,
+                sampling)
+    generation = provenance.get("geneval", {}).get("generation")
+    if generation:
+        record = GenerationRecord.from_json(generation, f"{where}: geneval generation")
+        return (record.model.label if record.model else record.world), {"cfg_scale": record.cfg_scale}
+    return None, {}
 
 
 def results_row(results_path: str | Path, name: str | None = None) -> dict[str, Any]:
     """One measured row from a results file: its metrics plus the provenance a reader needs."""
     document = load_results(results_path)
     provenance = document["provenance"]
-    sampling = _sampling_record(provenance)
+    made_by, sampling = _made_by(provenance, str(results_path))
     cfg = provenance.get("cfg_scale", sampling.get("cfg_scale"))
     interval = provenance.get("guidance_interval", sampling.get("guidance_interval"))
     if cfg is not None and interval is not None:
@@ -110,7 +102,7 @@ def results_row(results_path: str | Path, name: str | None = None) -> dict[str, 
     row = {
         "name": name or provenance.get("model") or Path(results_path).stem,
         "kind": "measured",
-        "model": provenance.get("model") or _model_name(sampling),
+        "model": provenance.get("model") or made_by,
         "tokenizer": provenance.get("tokenizer"),
         "epochs": provenance.get("epochs"),
         "cfg": "none" if cfg is None else str(cfg),
@@ -166,9 +158,7 @@ def _cell(column: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "–"
     if isinstance(value, (int, float)) and column not in TEXT_COLUMNS:
-        if column in INTEGER_COLUMNS:
-            return str(int(value))
-        return f"{value:.{DECIMALS.get(column, 3)}f}"
+        return f"{value:.{(column_spec(column) or Column(column)).decimals}f}"
     return str(value)
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, package_file
-from genbench.metrics.registry import FeatureSide
+from genbench.metrics.spec import FeatureSide
 from genbench.sources import NpzSource, SampleSource, npz_names, parse_json, read_json, read_npz
 
 # feature name -> (mean key, covariance key) in ADM's file layout

@@ -18,6 +18,7 @@ from .frechet import frechet_distance
 from .stats import FeatureStats
 
 ArrayLike = np.ndarray | torch.Tensor
+BOOTSTRAP_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def bootstrap_interval(
     rows: ArrayLike,
     statistic: Callable[[torch.Tensor], float],
     resamples: int = 100,
-    confidence: float = 0.95,
+    confidence: float = BOOTSTRAP_CONFIDENCE,
     seed: int = 0,
 ) -> BootstrapInterval:
     """Percentile bootstrap interval of statistic(rows [N, d]) over resamples of the rows."""
@@ -79,7 +80,7 @@ def bootstrap_frechet(
     mu_ref: ArrayLike,
     sigma_ref: ArrayLike,
     resamples: int = 100,
-    confidence: float = 0.95,
+    confidence: float = BOOTSTRAP_CONFIDENCE,
     seed: int = 0,
 ) -> BootstrapInterval:
     """Bootstrap interval of the FD of sample rows [N, d] to reference statistics (e.g. FID)."""

@@ -19,6 +19,7 @@ import torch
 from .bootstrap import frechet_to
 
 ArrayLike = np.ndarray | torch.Tensor
+FD_INFINITY_POINTS = 15  # dgm-eval's number of sample counts
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,14 @@ class FDInfinity:
     fds: list[float]
 
 
-def subset_sizes(total: int, num_points: int = 15) -> np.ndarray:
+def subset_sizes(total: int, num_points: int = FD_INFINITY_POINTS) -> np.ndarray:
     """[num_points] int sample counts, dgm-eval's spacing."""
     return np.linspace(min(5000, max(total // 10, 2)), total, num_points).astype(np.int64)
 
 
 def fd_infinity(
-    rows: ArrayLike, mu_ref: ArrayLike, sigma_ref: ArrayLike, num_points: int = 15, seed: int = 0
+    rows: ArrayLike, mu_ref: ArrayLike, sigma_ref: ArrayLike, num_points: int = FD_INFINITY_POINTS,
+    seed: int = 0,
 ) -> FDInfinity:
     """FD_infinity of sample rows [N, d] against reference statistics (mu [d], sigma [d, d])."""
     x = torch.as_tensor(rows).detach()

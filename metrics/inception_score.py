@@ -11,6 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+IS_SPLIT_SIZE = 5000  # the ADM evaluator's split size
+
 
 def _split_scores(
     rows: torch.Tensor, split_size: int, to_log_p: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
@@ -28,7 +30,9 @@ def _split_scores(
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def inception_score(logits: torch.Tensor | np.ndarray, split_size: int = 5000) -> tuple[float, float]:
+def inception_score(
+    logits: torch.Tensor | np.ndarray, split_size: int = IS_SPLIT_SIZE
+) -> tuple[float, float]:
     """logits [N, classes] in sample order -> (mean, std) of the per-split scores."""
     x = torch.as_tensor(logits)
     if x.ndim != 2 or x.shape[0] == 0:
@@ -37,7 +41,7 @@ def inception_score(logits: torch.Tensor | np.ndarray, split_size: int = 5000) -
 
 
 def inception_score_from_probabilities(
-    probabilities: torch.Tensor | np.ndarray, split_size: int = 5000
+    probabilities: torch.Tensor | np.ndarray, split_size: int = IS_SPLIT_SIZE
 ) -> tuple[float, float]:
     """Softmax rows [N, classes] (each summing to 1) in sample order -> (mean, std), in float64: the
     evaluator's `compute_inception_score` after its softmax graph."""

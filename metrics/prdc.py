@@ -21,12 +21,13 @@ import torch
 from .precision_recall import _squared_distances, manifold_radii, paired_rows
 
 ArrayLike = np.ndarray | torch.Tensor
+DC_K = 5  # prdc's and the paper's k
 
 
 def density_coverage(
     real: ArrayLike,
     fake: ArrayLike,
-    k: int = 5,
+    k: int = DC_K,
     block_size: int = 10_000,
     device: str | torch.device | None = None,
 ) -> tuple[float, float]:

@@ -49,6 +49,7 @@ import torch
 
 ArrayLike = np.ndarray | torch.Tensor
 
+PR_K = 3  # the ADM evaluator's k
 ADM_BATCH_SIZE = 10_000  # ManifoldEstimator's row_batch_size and col_batch_size
 _PACKET = 8  # lanes of the AVX packets TensorFlow's CPU kernels use (Packet8h, Packet8f)
 _HALF_LEAF = 200  # Eigen's tree-reduction leaf, in packets, for half
@@ -448,7 +449,7 @@ def _memberships(
 
 
 def manifold_radii(
-    features: ArrayLike, k: int = 3, half: bool = True, block_size: int = ADM_BATCH_SIZE,
+    features: ArrayLike, k: int = PR_K, half: bool = True, block_size: int = ADM_BATCH_SIZE,
     k_block: int | None = None, float_k_block: int | None = None,
 ) -> torch.Tensor:
     """[N] squared distance from each row to its k-th nearest neighbour in the same set (the evaluator's
@@ -466,7 +467,7 @@ def _prepare(x: torch.Tensor, k_block: int | None, float_k_block: int | None) ->
 def precision_recall(
     real: ArrayLike,
     fake: ArrayLike,
-    k: int = 3,
+    k: int = PR_K,
     half: bool = True,
     block_size: int = ADM_BATCH_SIZE,
     device: str | torch.device | None = None,
@@ -484,7 +485,7 @@ def precision_recall(
 def precision_recall_with_radii(
     real: ArrayLike,
     fake: ArrayLike,
-    k: int = 3,
+    k: int = PR_K,
     half: bool = True,
     block_size: int = ADM_BATCH_SIZE,
     device: str | torch.device | None = None,

@@ -326,6 +326,8 @@ def extraction_rows(report: Report, sizes: Sizes, device: str, weights: Path) ->
 
 
 def evaluation_row(report: Report, sizes: Sizes, device: str, weights: Path, tmp: Path) -> None:
+    from genbench.metrics.spec import MetricOptions
+
     from genbench.evaluate import build_reference, evaluate
     from genbench.extractors.inception import InceptionFeatures
     from genbench.sources import open_source
@@ -344,7 +346,7 @@ def evaluation_row(report: Report, sizes: Sizes, device: str, weights: Path, tmp
         with tf32(False), peak_memory(device) as memory:
             reference = build_reference(open_source(tmp / "reference.npz"), extractor,
                                         sizes.extract_batch, device, workers)
-            options = {"kid_subset_size": sizes.kid_subset, "is_split_size": sizes.is_split}
+            options = MetricOptions(kid_subset_size=sizes.kid_subset, is_split_size=sizes.is_split)
             seconds, (metrics, provenance) = timed(device, lambda: evaluate(
                 open_source(tmp / "samples.npz"), reference, ["fid", "sfid", "is", "pr", "kid"], extractor,
                 sizes.extract_batch, device, workers, options))

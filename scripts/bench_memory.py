@@ -46,7 +46,8 @@ def reset_peak() -> None:
 
 def run_metric(name: str, count: int, reference: int, dim: int, seed: int = 0) -> dict:
     """Build the inputs, then run metric `name` on them; -> {"baseline_mb", "peak_mb", "seconds", "value"}."""
-    from genbench.metrics.registry import METRICS, FeatureSide
+    from genbench.metrics.registry import METRICS
+    from genbench.metrics.spec import FeatureSide, MetricOptions
     from genbench.metrics.stats import FeatureStats
 
     generator = torch.Generator().manual_seed(seed)
@@ -71,7 +72,7 @@ def run_metric(name: str, count: int, reference: int, dim: int, seed: int = 0) -
             stats.update(batch)
         value = {"trace": float(np.trace(stats.covariance))}
     else:
-        value = METRICS[name].compute(sample_side, reference_side, {"device": "cpu"})
+        value = METRICS[name].compute(sample_side, reference_side, MetricOptions(), "cpu")
     seconds = time.perf_counter() - start
     return {"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"), "seconds": seconds, "value": value}
 

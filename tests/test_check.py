@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import run_main
+from genbench.metrics.spec import Tolerance
 
-from genbench.check import Tolerance, compare, parse_tolerances, verdict
+from genbench.check import compare, parse_tolerances, verdict
 from genbench.errors import GenbenchError
 from genbench.results import write_results
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch_fidelity
 from conftest import random_images, write_png_folder
+from genbench.metrics.spec import MetricOptions
 
 from genbench.evaluate import build_reference, evaluate, extract
 from genbench.extractors.inception import InceptionFeatures
@@ -40,7 +41,7 @@ def test_fid_is_kid_equal_torch_fidelity_on_same_images_and_weights(
 ):
     samples, reference = image_sets
     ref_stats = reference_stats
-    options = {"is_split_size": N // 2, "kid_subset_size": 5, "kid_subsets": 5, "seed": 3}
+    options = MetricOptions(is_split_size=N // 2, kid_subset_size=5, kid_subsets=5, seed=3)
     ours, provenance = evaluate(
         open_source(samples), ref_stats, ["fid", "is", "kid"], extractor, batch_size=8, options=options
     )

@@ -9,6 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 from conftest import run_main
+from genbench.metrics.spec import MetricOptions
 from test_extractors_extra import clip_folder, dinov2_folder  # noqa: F401  (fixtures)
 
 from genbench.errors import GenbenchError
@@ -161,7 +162,7 @@ def test_bootstrap_intervals_match_a_brute_force_bootstrap(shapes_world):
     extractor = MomentFeatures()
     samples = open_source(shapes_world / "samples.npz")
     reference = build_reference(open_source(shapes_world / "ref_images.npz"), extractor)
-    options = {"bootstrap": 40, "bootstrap_seed": 3, "dc_k": 3}
+    options = MetricOptions(bootstrap=40, bootstrap_seed=3, dc_k=3)
     values, provenance = evaluate(samples, reference, ["fid", "cmmd@moments", "density_coverage"], extractor,
                                   options=options)
 
@@ -188,7 +189,7 @@ def test_fd_infinity_matches_a_brute_force_fit_and_refuses_too_few_samples(shape
     extractor = MomentFeatures()
     samples = open_source(shapes_world / "ref_images.npz")  # 80 images: the fit starts at 8 > 6 dimensions
     reference = build_reference(open_source(shapes_world / "samples.npz"), extractor)
-    values, _ = evaluate(samples, reference, ["fid"], extractor, options={"fd_infinity": True})
+    values, _ = evaluate(samples, reference, ["fid"], extractor, options=MetricOptions(fd_infinity=True))
 
     x = extractor(torch.from_numpy(np.load(shapes_world / "ref_images.npz")["arr_0"]).permute(0, 3, 1, 2))
     x, y = x["pool"].double().numpy(), reference.rows["pool"].astype(np.float64)
@@ -200,7 +201,7 @@ def test_fd_infinity_matches_a_brute_force_fit_and_refuses_too_few_samples(shape
 
     few = open_source(np.load(shapes_world / "samples.npz")["arr_0"][:40])  # fit from 4 rows of 6-d
     with pytest.raises(GenbenchError, match="not more than its 6 feature dimensions"):
-        evaluate(few, reference, ["fid"], extractor, options={"fd_infinity": True})
+        evaluate(few, reference, ["fid"], extractor, options=MetricOptions(fd_infinity=True))
 
 
 def test_bootstrap_and_fd_infinity_through_the_cli(shapes_world, capsys, monkeypatch):

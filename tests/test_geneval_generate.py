@@ -82,7 +82,7 @@ def test_cli_generates_from_a_checkpoint_and_scores_the_folder(tmp_path):
     score = _cli("score", str(out), "--detector", "shapes", "--out", str(tmp_path / "results.jsonl"))
     assert score.returncode == 0, score.stderr
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["provenance"]["geneval"]["generation"]["model"] == str(tmp_path / "model.pt")
+    assert results["provenance"]["geneval"]["generation"]["model"]["file"] == str(tmp_path / "model.pt")
     assert set(results["provenance"]["geneval"]["missing_tasks"]) == {"two_object", "counting", "position",
                                                                       "color_attr"}
 

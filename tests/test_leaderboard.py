@@ -19,6 +19,7 @@ from genbench.leaderboard import (
     results_row,
     sort_board,
 )
+from genbench.records import GenerationRecord, ModelProvenance
 from genbench.results import write_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,13 +59,13 @@ def test_add_appends_a_measured_row_with_provenance(mixed_board):
 
 
 def test_row_names_the_sampled_checkpoint_from_the_sampling_record(tmp_path):
-    sha = "6ce1d1a5" + "0" * 56
-    manifest = {"model": f"demo-sit.pt sha256:{sha} official:None", "cfg_scale": 1.8,
+    manifest = {"model": ModelProvenance("demo-sit.pt", "6ce1d1a5" + "0" * 56).to_json(), "cfg_scale": 1.8,
                 "guidance_interval": [0.0, 0.7]}
     write_results(tmp_path / "eval.json", {"fid": 3.0}, {"sampling": manifest})
-    generation = {"model": "/runs/ckpt/0001000.pt", "model_sha256": "abcdef12" + "0" * 56}
+    generation = GenerationRecord(0, 1, 1, 0, "shapes suite seed 0",
+                                  model=ModelProvenance("/runs/ckpt/0001000.pt", "abcdef12" + "0" * 56))
     write_results(tmp_path / "geneval.json", {"geneval_overall": 0.5},
-                  {"geneval": {"generation": generation}})
+                  {"geneval": {"generation": generation.to_json()}})
     evaluated, scored = results_row(tmp_path / "eval.json"), results_row(tmp_path / "geneval.json")
     assert evaluated["model"] == "demo-sit.pt (6ce1d1a5)" and evaluated["cfg"] == "1.8 [0.0, 0.7]"
     assert scored["model"] == "0001000.pt (abcdef12)" and scored["cfg"] == "none"

@@ -10,7 +10,8 @@ from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
 from genbench.metrics.frechet import frechet_distance
 from genbench.metrics.mmd import cmmd, mmd_rbf
 from genbench.metrics.prdc import density_coverage
-from genbench.metrics.registry import METRICS, FeatureSide
+from genbench.metrics.registry import METRICS
+from genbench.metrics.spec import FeatureSide, MetricOptions
 
 
 def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -134,8 +135,9 @@ def test_registry_entries_compute_the_same_numbers():
     rng = np.random.default_rng(8)
     sample = FeatureSide(rows={"pool": torch.from_numpy(rng.standard_normal((60, 5)))})
     ref = FeatureSide(rows={"pool": torch.from_numpy(rng.standard_normal((70, 5)) + 0.2)})
-    options = {"dc_k": 4}
-    assert METRICS["cmmd"].compute(sample, ref, {}) == {"cmmd": cmmd(sample.rows["pool"], ref.rows["pool"])}
+    options = MetricOptions(dc_k=4)
+    expected_cmmd = {"cmmd": cmmd(sample.rows["pool"], ref.rows["pool"])}
+    assert METRICS["cmmd"].compute(sample, ref, MetricOptions()) == expected_cmmd
     density, coverage = density_coverage(ref.rows["pool"], sample.rows["pool"], k=4)
     expected = {"density": density, "coverage": coverage}
     assert METRICS["density_coverage"].compute(sample, ref, options) == expected

@@ -179,7 +179,7 @@ def test_eval_by_name_fetches_model_and_reference_and_samples_with_the_paper_set
     paper = (sampling["sampler"], sampling["cfg_scale"], sampling["guidance_interval"])
     assert paper == ("ode", 1.5, [0.0, 0.7])
     assert sampling["num_steps"] == 2 and sampling["num_samples"] == 20
-    assert "official:tiny-repae" in sampling["model"]
+    assert sampling["model"]["official"] == "tiny-repae" and len(sampling["model"]["sha256"]) == 64
     assert np.isfinite(results["metrics"]["fid"])
     assert sorted(p for p, _ in server.requests) == ["/hub/repae-ckpt.pt", "/refs/tiny-ref.npz"]
     assert (tmp_path / "cache" / "reference" / "tiny-ref.npz").read_bytes() == reference

@@ -16,6 +16,8 @@ from genbench.extractors import build_extractor, check_extractor_name
 from genbench.grid import grid_path, write_grid
 from genbench.io import check_output
 from genbench.metrics.kid import KID_SEED, KID_SUBSETS
+from genbench.metrics.registry import METRICS
+from genbench.metrics.spec import MetricOptions
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
 from genbench.results import write_results
@@ -100,7 +102,8 @@ def eval_command(
                                                      "NAME`, once per extractor; each extractor uses "
                                                      "the one made with it, else the images (arr_0) of one; "
                                                      "the demo defaults to reference_stats/shapes32.npz."),
-    metrics: str | None = typer.Option(None, help="Comma-separated metric names; NAME@EXTRACTOR computes "
+    metrics: str | None = typer.Option(None, help=f"Comma-separated metric names ({', '.join(METRICS)}); "
+                                                  "NAME@EXTRACTOR computes "
                                                   "one on another extractor (pr@dinov2 -> precision_dinov2); "
                                                   "class_acc reads the samples' labels (arr_1) "
                                                   f"[{DEFAULT_METRICS}; demo {DEMO_METRICS}]."),
@@ -162,8 +165,8 @@ def eval_command(
     references = [ReferenceStats.load(path) for path in ref_paths]
     names = list(dict.fromkeys(r.runs_on for r in requests))
     extractors = {n: build_extractor(n, weights if n == extractor else extra_weights.get(n)) for n in names}
-    options = {"kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "seed": seed,
-               "bootstrap": bootstrap, "fd_infinity": fd_infinity}
+    options = MetricOptions(kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed,
+                            bootstrap=bootstrap, fd_infinity=fd_infinity)
     with progress_bar(f"{', '.join(names)} features", len(source) * len(names), enabled=rank == 0) as advance:
         values, provenance = evaluate(source, references, requests, extractors, batch_size, device,
                                       num_workers, options, advance)

@@ -4,7 +4,7 @@ and GenEval-rule scoring of an image folder."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import typer
@@ -97,6 +97,7 @@ def generate_command(
     )
     from genbench.geneval.shapes import SUITE_RESOLUTION
     from genbench.io import sha256_file, write_text_atomic
+    from genbench.records import GenerationRecord, ModelProvenance
     from genbench.worlds import ShapesWorld
 
     check_output(out, folder=True)
@@ -118,13 +119,15 @@ def generate_command(
     total = sum(len(labels) for _, labels in plan.sampled)
     with progress_bar("geneval images", total) as advance:
         written = generate_geneval_images(sample_images, plan, out, batch_size, advance)
-    generation = {"model": described, "seed": seed, "images_per_prompt": images_per_prompt,
-                  "prompts": len(plan.sampled), "skipped_prompts": len(plan.skipped),
-                  "metadata": str(metadata) if metadata else f"shapes suite seed {prompt_seed}"}
-    if model != "world":
-        generation |= {"model_sha256": sha256_file(Path(described)), "sampler": sampler, "steps": steps,
-                       "cfg_scale": cfg_scale}
-    write_text_atomic(out / "generation.json", json.dumps(generation, indent=2))
+    suite = str(metadata) if metadata else f"shapes suite seed {prompt_seed}"
+    generation = GenerationRecord(seed=seed, images_per_prompt=images_per_prompt, prompts=len(plan.sampled),
+                                  skipped_prompts=len(plan.skipped), metadata=suite)
+    if model == "world":
+        generation = replace(generation, world=described)
+    else:
+        generation = replace(generation, model=ModelProvenance(described, sha256_file(Path(described))),
+                             sampler=sampler, steps=steps, cfg_scale=cfg_scale)
+    write_text_atomic(out / "generation.json", json.dumps(generation.to_json(), indent=2))
     skipped_tasks = sorted({record["tag"] for record, _ in plan.skipped})
     Console().print(f"{len(plan.sampled)} prompts x {images_per_prompt} images -> {out} ({written} new); "
                     f"{len(plan.skipped)} prompts the class label cannot express "
@@ -254,6 +257,7 @@ def score_command(
         summarize,
         write_results_jsonl,
     )
+    from genbench.records import GenerationRecord
     from genbench.results import write_results
 
     results = results if results is not None else out.with_suffix(".json")
@@ -266,8 +270,9 @@ def score_command(
     # written by `genbench geneval generate`; read before scoring, so that a bad one costs no work
     generation_path, generation = images_dir / "generation.json", None
     if generation_path.is_file():
-        generation = read_json(generation_path, "generation record", dict,
-                               "delete it or run `genbench geneval generate` again")
+        fix = "delete it or run `genbench geneval generate` again"
+        generation = GenerationRecord.from_json(read_json(generation_path, "generation record", dict, fix),
+                                                str(generation_path))
     subset = {r["prompt"] for r in load_metadata(prompts)} if prompts is not None else None
     total = sum(1 for _, r in iter_images(images_dir, records_in) if subset is None or r["prompt"] in subset)
     from genbench.evaluate import local_device
@@ -296,6 +301,6 @@ def score_command(
                                             "seed": bootstrap_seed,
                                             "unit": "prompts, resampled within each task"}}}
     if generation is not None:
-        provenance["geneval"]["generation"] = generation
+        provenance["geneval"]["generation"] = generation.to_json()
     write_results(results, metrics, provenance)
     Console().print(f"per-image records: {out}\nresults: {results}", highlight=False)

@@ -61,6 +61,7 @@ def sample(
     from genbench.evaluate import init_distributed, local_device
     from genbench.io import check_output, sha256_file
     from genbench.models.official import load_model, sampling_settings
+    from genbench.records import ModelProvenance
     from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
 
     check_output(out)
@@ -81,8 +82,8 @@ def sample(
         guidance_interval=chosen["guidance_interval"], heun=chosen["heun"],
         cfg_channels=chosen["cfg_channels"],
         labels="balanced" if balanced else "random", seed=seed, precision="bf16" if bf16 else "fp32",
-        shard_size=shard_size, model=f"{loaded.path.name} sha256:{sha256_file(loaded.path)} "
-                                     f"official:{loaded.config.get('registered', official)}")
+        shard_size=shard_size, model=ModelProvenance(loaded.path.name, sha256_file(loaded.path),
+                                                     loaded.config.get("registered", official)))
     work_dir = work_dir or out.with_suffix(".shards")
     decode = vae_decoder(sit, loaded.vae.to(device))
     with progress_bar("sampling", -(-num // world_size), enabled=rank == 0) as advance:

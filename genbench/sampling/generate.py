@@ -29,6 +29,7 @@ from torch import nn
 
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
+from genbench.records import ModelProvenance
 from genbench.sampling.labels import LABELINGS
 from genbench.sampling.samplers import euler_maruyama_sde, euler_ode
 from genbench.sources import read_json, read_npz, record_or_check_manifest
@@ -55,7 +56,7 @@ class SampleSettings:
     seed: int = 0
     precision: str = "fp32"  # "fp32" | "bf16" (autocast around the model)
     shard_size: int = 1000
-    model: str = ""  # what was sampled (e.g. checkpoint path and SHA-256), recorded for provenance
+    model: ModelProvenance | None = None  # the sampled checkpoint, recorded for provenance
 
     def __post_init__(self) -> None:
         if self.sampler not in ("sde", "ode"):
@@ -201,6 +202,8 @@ def read_manifest(out_dir: Path) -> SampleSettings:
     try:
         values["latent_shape"] = tuple(values["latent_shape"])
         values["guidance_interval"] = tuple(values["guidance_interval"])
+        if values.get("model") is not None:
+            values["model"] = ModelProvenance.from_json(values["model"], f"{path}: model")
         return SampleSettings(**values)
     except (KeyError, TypeError, ValueError) as error:
         raise GenbenchError(f"{path}: not a sampling manifest genbench wrote ({type(error).__name__}: "
