@@ -19,7 +19,7 @@ import re
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -438,14 +438,17 @@ def read_json(path: str | Path, what: str, expect: type | tuple[type, ...] = dic
     return parse_json(read_text(path, what, fix), str(path), expect, fix, what)
 
 
-def record_or_check_manifest(path: Path, wanted: dict, what: str, mismatch: str, fix: str) -> None:
+def record_or_check_manifest(path: Path, wanted: dict, what: str, mismatch: str, fix: str,
+                             upgrade: Callable[[dict], dict] | None = None) -> None:
     """Write the settings a resumable run works with, or check that the run being resumed used the same:
     other settings are one error naming the file and each changed key (`mismatch`: what they mean), not a
-    mix of two runs. Every rank writes the same bytes, so concurrent writers agree."""
+    mix of two runs. `upgrade` maps a manifest an older genbench wrote to today's form before the check.
+    Every rank writes the same bytes, so concurrent writers agree."""
     from genbench.io import write_text_atomic
 
     if path.exists():
         found = read_json(path, what, dict, f"delete {path} to start the run again")
+        found = upgrade(found) if upgrade is not None else found
         changed = {key: (found.get(key), value) for key, value in wanted.items() if found.get(key) != value}
         if changed:
             shown = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())

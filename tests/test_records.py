@@ -36,6 +36,18 @@ def test_the_sampling_manifest_holds_a_model_record(tmp_path):
     assert read_manifest(tmp_path) == settings
 
 
+def test_a_sampling_run_an_older_genbench_started_still_resumes(tmp_path):
+    # manifests written before ModelProvenance held the model as text; the same settings must resume, and
+    # another model must still be refused
+    settings = SampleSettings(num_samples=4, latent_shape=(4, 8, 8), model=ModelProvenance("model.pt", SHA))
+    old = settings.to_json() | {"model": f"model.pt sha256:{SHA} official:None"}
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    check_manifest(tmp_path, settings)
+    other = SampleSettings(num_samples=4, latent_shape=(4, 8, 8), model=ModelProvenance("other.pt", SHA))
+    with pytest.raises(GenbenchError, match="changed|other settings"):
+        check_manifest(tmp_path, other)
+
+
 @pytest.mark.parametrize("value", [{"file": "a.pt"}, {"file": "a.pt", "sha256": 3, "official": None},
                                    {"file": "a.pt", "sha256": SHA, "official": None, "extra": 1}, "a.pt", 7])
 def test_a_model_record_genbench_did_not_write_is_refused(value):

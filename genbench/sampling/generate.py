@@ -143,7 +143,16 @@ def check_manifest(out_dir: Path, settings: SampleSettings) -> None:
     """Write the manifest, or check that an existing one (a run being resumed) has the same settings."""
     record_or_check_manifest(out_dir / MANIFEST, settings.to_json(), "sampling manifest",
                              "these samples were made with other settings",
-                             "resume with the same settings or choose a new output directory")
+                             "resume with the same settings or choose a new output directory",
+                             upgrade=lambda found: _upgrade_manifest(found, out_dir / MANIFEST))
+
+
+def _upgrade_manifest(found: dict, path: Path) -> dict:
+    """A manifest written before ModelProvenance (the model as text) in today's form, so that an
+    interrupted run of an older genbench still resumes."""
+    if isinstance(found.get("model"), str):
+        return found | {"model": ModelProvenance.from_json(found["model"], f"{path}: model").to_json()}
+    return found
 
 
 def shard_path(out_dir: Path, shard: int) -> Path:
