@@ -1,7 +1,8 @@
 """The `shapes` world's demo: shipped checkpoints by name and the settings of `genbench eval --model demo`.
 
-`demo` is the REPA-E model; `demo:sit`, `demo:repa` and `demo:repae` name each recipe's checkpoint
-(scripts/train_shapes_models.py, equal steps). Checkpoints are slim genbench checkpoints
+`demo` is the best-measured model (DEFAULT_RECIPE); `demo:sit`, `demo:repa` and `demo:repae` name each
+recipe's checkpoint (scripts/train_shapes_models.py): SiT and REPA retrained at equal steps (4,000) on the
+issue-14 tokenizer, REPA-E still the 1,000-step model of commit ab087d2 (not yet retrained). Checkpoints are slim genbench checkpoints
 ({ema, vae, config, step}, read weights-only) checked against their SHA-256 before use. The reference side
 is `reference_stats/shapes32.npz`: `genbench ref build` with the `shapes` extractor on
 ShapesWorld(32).export_npz(n=5000, seed=0); the models trained on seed 1.
@@ -21,11 +22,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REFERENCE_PATH = package_file("genbench.reference_stats", "shapes32.npz")
 REFERENCE_SHA256 = "0fccf02558390793fdb57c873a42d68f155bde4df969fcf4051fab033af5ec49"
 CHECKPOINT_SHA256 = {
-    "sit": "becfa9a690f0be0db1f0c02256a389874c193f656e69b2d5ac3202d2ab55eb22",
-    "repa": "4cdab90426929c08d816a8ee675c95791a771f63952c1ab6f2e95b26d938be9b",
+    "sit": "11b5458b85d6af170698154f12e8879eba6990f7ff7b2eaced37c4ac5caa2d4d",
+    "repa": "79990acf877feeb1fcd5645a38789d8d24c35146a2d8d7a6c4ee5e378d244020",
     "repae": "45c098565e3dff0024ac99fc24ad66ace50944c8b7b214a7440947859b3313ae",
 }
-DEFAULT_RECIPE = "repae"
+DEFAULT_RECIPE = "repa"  # the best-measured of the shipped models (README, leaderboards/shapes.md)
 
 
 @dataclass(frozen=True)
