@@ -7,6 +7,10 @@ import torch
 from PIL import Image
 
 import genbench  # noqa: F401
+from genbench.evaluate import build_reference
+from genbench.extractors import build_extractor
+from genbench.sources import open_source
+from genbench.worlds.shapes import ShapesWorld
 
 
 @pytest.fixture(autouse=True)
@@ -53,3 +57,14 @@ def run_main(capsys, monkeypatch, *args) -> tuple[int, str, str]:
         code = exit_.code or 0
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def shapes_world(tmp_path_factory):
+    """A tiny shapes-world sample npz, a reference image npz and its `shapes` reference statistics."""
+    root = tmp_path_factory.mktemp("shapes")
+    world = ShapesWorld(32)
+    world.export_npz(root / "samples.npz", n=60, seed=11)
+    world.export_npz(root / "ref_images.npz", n=80, seed=12)
+    build_reference(open_source(root / "ref_images.npz"), build_extractor("shapes")).save(root / "ref.npz")
+    return root

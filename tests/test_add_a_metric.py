@@ -13,12 +13,9 @@ from genbench.metrics.registry import METRICS, register
 from genbench.metrics.spec import Column, Direction, FeatureSide, MetricOptions, MetricSpec, Tolerance
 
 from genbench.check import compare, parse_tolerances
-from genbench.evaluate import build_reference
 from genbench.extractors import build_extractor
 from genbench.leaderboard import append_row, metric_direction, read_board, render, results_row, sort_board
 from genbench.results import write_results
-from genbench.sources import open_source
-from genbench.worlds.shapes import ShapesWorld
 
 
 def mean_shift(sample: FeatureSide, reference: FeatureSide | None, options: MetricOptions,
@@ -41,16 +38,6 @@ def mean_shift_metric():
     register(MEAN_SHIFT)
     yield MEAN_SHIFT
     del METRICS[MEAN_SHIFT.name]
-
-
-@pytest.fixture(scope="module")
-def shapes_world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shapes")
-    world = ShapesWorld(32)
-    world.export_npz(root / "samples.npz", n=40, seed=11)
-    world.export_npz(root / "ref_images.npz", n=50, seed=12)
-    build_reference(open_source(root / "ref_images.npz"), build_extractor("shapes")).save(root / "ref.npz")
-    return root
 
 
 def pool_rows(path) -> torch.Tensor:

@@ -17,7 +17,6 @@ from genbench.evaluate import build_reference, evaluate, plan_metrics
 from genbench.extractors import build_extractor
 from genbench.reference import ReferenceStats
 from genbench.sources import open_source
-from genbench.worlds.shapes import ShapesWorld
 
 
 def brute_fd(x: np.ndarray, y: np.ndarray) -> float:
@@ -53,17 +52,6 @@ def shapes_rows(path) -> np.ndarray:
     with np.load(path) as data:
         images = torch.from_numpy(data["arr_0"]).permute(0, 3, 1, 2).contiguous()
     return extractor(images)["pool"].double().numpy()
-
-
-@pytest.fixture(scope="module")
-def shapes_world(tmp_path_factory):
-    """A tiny shapes-world sample npz, a reference image npz and its `shapes` reference statistics."""
-    root = tmp_path_factory.mktemp("shapes")
-    world = ShapesWorld(32)
-    world.export_npz(root / "samples.npz", n=60, seed=11)
-    world.export_npz(root / "ref_images.npz", n=80, seed=12)
-    build_reference(open_source(root / "ref_images.npz"), build_extractor("shapes")).save(root / "ref.npz")
-    return root
 
 
 def test_fd_dinov2_cmmd_density_coverage_run_end_to_end_with_shapes_standing_in(
