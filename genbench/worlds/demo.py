@@ -4,8 +4,8 @@
 recipe's checkpoint (scripts/train_shapes_models.py): SiT and REPA retrained at equal steps (4,000) on the
 issue-14 tokenizer, REPA-E still the 1,000-step model of commit ab087d2 (not yet retrained).
 Checkpoints are slim genbench checkpoints ({ema, vae, config, step}, read weights-only) checked against
-their SHA-256 before use. The reference side is `reference_stats/shapes32.npz`: `genbench ref build` with the `shapes` extractor on
-ShapesWorld(32).export_npz(n=5000, seed=0); the models trained on seed 1.
+their SHA-256 before use. The reference side is `reference_stats/shapes32.npz`: `genbench ref build` with
+the `shapes` extractor on ShapesWorld(32).export_npz(n=5000, seed=0); the models trained on seed 1.
 """
 
 from __future__ import annotations
