@@ -144,7 +144,7 @@ def load_lpips(vgg: str | Path | None = None, lin: str | Path | None = None) -> 
     why) when they are not cached and genbench is offline. A file given explicitly that cannot be found or
     read is an error, not a skip."""
     from genbench.fetch import is_cached, offline, registered_file
-    from genbench.models.official import read_state_file
+    from genbench.sources import read_checkpoint
 
     missing = [registered_file(name) for name, given in ((VGG16_WEIGHTS, vgg), (LPIPS_LIN_WEIGHTS, lin))
                if given is None and not is_cached(registered_file(name))]
@@ -154,7 +154,7 @@ def load_lpips(vgg: str | Path | None = None, lin: str | Path | None = None) -> 
                       "--lpips-vgg/--lpips-lin)")
     vgg_path, lin_path = resolve_weights(VGG16_WEIGHTS, vgg), resolve_weights(LPIPS_LIN_WEIGHTS, lin)
     description = f"LPIPS-VGG v0.1 ({described_file(vgg_path)}, {described_file(lin_path)})"
-    return LPIPS(read_state_file(vgg_path), read_state_file(lin_path), str(vgg_path)), description
+    return LPIPS(read_checkpoint(vgg_path), read_checkpoint(lin_path), str(vgg_path)), description
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ from conftest import run_main
 
 from genbench.errors import GenbenchError
 from genbench.leaderboard import metric_direction, read_board
-from genbench.models.official import load_model_checkpoint, read_state_file
+from genbench.models.official import load_model_checkpoint
 from genbench.reference import ReferenceStats
 from genbench.results import load_results
+from genbench.sources import read_checkpoint
 from genbench.worlds import demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +30,12 @@ def test_demo_checkpoints_match_their_sha_and_load(name, recipe):
     loaded = load_model_checkpoint(path)  # weights_only read, strict load
     assert loaded.config["recipe"] == recipe
     assert loaded.sit.num_classes == 20 and loaded.vae is not None
-    assert set(read_state_file(path)) == {"ema", "vae", "config", "step"}
+    assert set(read_checkpoint(path)) == {"ema", "vae", "config", "step"}
     assert demo.describe_demo(name).startswith(f"{name}: the {recipe} recipe's checkpoint")
 
 
 def test_sit_and_repa_share_steps_sit_and_frozen_vae():
-    states = {r: read_state_file(demo.resolve_demo_model(f"demo:{r}")) for r in ("sit", "repa")}
+    states = {r: read_checkpoint(demo.resolve_demo_model(f"demo:{r}")) for r in ("sit", "repa")}
     # SiT and REPA: retrained together (issue 14) at equal steps; REPA-E is still ab087d2's model (README)
     assert int(states["sit"]["step"]) == int(states["repa"]["step"]) == 4000
     configs = {r: json.loads(s["config"]) for r, s in states.items()}
@@ -104,7 +105,7 @@ def test_training_script_rebuilds_the_demo_checkpoints_at_reduced_steps(tmp_path
         path = tmp_path / f"demo-{recipe}.pt"
         loaded = load_model_checkpoint(path)
         assert loaded.config["recipe"] == recipe
-        assert int(read_state_file(path)["step"]) == 2
+        assert int(read_checkpoint(path)["step"]) == 2
         assert len(list((tmp_path / recipe / "checkpoints").glob("*.pt"))) == 2
         assert loaded.vae.z_channels == 8 and loaded.sit.grid_size == 4  # 8 x 8 x 8 latents, patch 2
     repae = load_model_checkpoint(tmp_path / "demo-repae.pt").config

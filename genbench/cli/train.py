@@ -96,8 +96,9 @@ def train(
 
 
 def _dataset(data: Path, checkpoint: Path):
-    from genbench.models.official import checkpoint_config, read_state_file
+    from genbench.models.official import checkpoint_config
+    from genbench.sources import read_checkpoint
     from genbench.training.data import ImageDataset
 
-    resolution = checkpoint_config(read_state_file(checkpoint), checkpoint).get("resolution")
+    resolution = checkpoint_config(read_checkpoint(checkpoint), checkpoint).get("resolution")
     return ImageDataset(data, check_number(f"{checkpoint}: config resolution", resolution, 1, integer=True))

@@ -47,12 +47,6 @@ OFFICIAL_SOURCES = {
 }
 
 
-def read_state_file(path: str | Path) -> dict:
-    """Read a .safetensors or torch file safely (weights_only) as a dict: `genbench.sources.read_checkpoint`,
-    the one checkpoint reader. Raises GenbenchError if unreadable."""
-    return read_checkpoint(path)
-
-
 def checkpoint_config(checkpoint: dict, path: str | Path) -> dict:
     """The JSON config a `genbench train` checkpoint carries under "config", as a dict."""
     fix = "the checkpoint is damaged or not written by `genbench train`"
@@ -145,21 +139,21 @@ def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source:
 def load_official_sit(path: str | Path, config: str, use_ema: bool = True, **overrides) -> SiT:
     """Build `build_sit(config, **overrides)` and load an official SiT checkpoint into it, strictly."""
     model = build_sit(config, **overrides)
-    load_state_strict(model, sit_state_from_official(read_state_file(path), use_ema), path)
+    load_state_strict(model, sit_state_from_official(read_checkpoint(path), use_ema), path)
     return model
 
 
 def load_official_vae(path: str | Path, preset: str, **overrides) -> AutoencoderKL:
     """Build `build_vae(preset, **overrides)` and load a REPA-E .pt or diffusers safetensors VAE, strictly."""
     vae = build_vae(preset, **overrides)
-    state = read_state_file(path)
+    state = read_checkpoint(path)
     load_state_strict(vae, vae_state_from_official(state, len(vae.encoder.down)), path)
     return vae
 
 
 def read_latents_stats(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """REPA-E `<vae>-latents-stats.pt` -> (latents_scale, latents_bias), each [1, C, 1, 1]."""
-    stats = read_state_file(path)
+    stats = read_checkpoint(path)
     if not {"latents_scale", "latents_bias"} <= set(stats):
         raise GenbenchError(f"{path}: not a latents-stats file (needs latents_scale and latents_bias)")
     return stats["latents_scale"], stats["latents_bias"]
@@ -206,7 +200,7 @@ def load_official_model(name: str, sit_path: str | Path, vae_path: str | Path | 
         raise GenbenchError(f"unknown official model {name!r}; choose from {sorted(OFFICIAL_MODELS)}")
     spec = OFFICIAL_MODELS[name]
     sit_config = {**spec["sit"], **(sit_overrides or {})}
-    checkpoint = read_state_file(sit_path)
+    checkpoint = read_checkpoint(sit_path)
     sit = build_sit(sit_config.pop("name"), **sit_config)
     state = sit_state_from_official(checkpoint)
     if sit_config.get("latent_norm") == "batchnorm" and "latent_norm.running_mean" not in state:
@@ -219,7 +213,7 @@ def load_official_model(name: str, sit_path: str | Path, vae_path: str | Path | 
         sit.latent_norm.load_latents_stats(*read_latents_stats(latents_stats))
     vae = build_vae(spec["vae"], **(vae_overrides or {}))
     if vae_path is not None:
-        vae_state, vae_source = read_state_file(vae_path), vae_path
+        vae_state, vae_source = read_checkpoint(vae_path), vae_path
     elif isinstance(checkpoint.get("vae"), dict) and checkpoint["vae"]:
         vae_state, vae_source = checkpoint["vae"], sit_path
     else:
@@ -248,7 +242,7 @@ def build_vae_from_config(config: dict) -> AutoencoderKL | None:
 
 def load_model_checkpoint(path: str | Path, use_ema: bool = True) -> LoadedModel:
     """Load a `genbench train` checkpoint ({model, ema, vae, config, ...}) for sampling."""
-    checkpoint = read_state_file(path)
+    checkpoint = read_checkpoint(path)
     if "config" not in checkpoint:
         raise GenbenchError(f"{path}: not a genbench training checkpoint (no 'config'); for official "
                             "checkpoints use load_official_sit with a config name")

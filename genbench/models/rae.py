@@ -347,9 +347,9 @@ class RepresentationAutoencoder(nn.Module):
 
 def read_latent_stats(path: str | Path) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The release's stat.pt -> (mean, var), each [C, h, w] (either may be absent)."""
-    from genbench.models.official import read_state_file
+    from genbench.sources import read_checkpoint
 
-    stats = read_state_file(path)
+    stats = read_checkpoint(path)
     if not isinstance(stats, dict) or not ({"mean", "var"} & set(stats)):
         raise GenbenchError(f"{path}: not an RAE statistics file (needs 'mean' and/or 'var' tensors)")
     return stats.get("mean"), stats.get("var")

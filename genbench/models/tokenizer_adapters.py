@@ -235,7 +235,7 @@ def load_diffusers_tokenizer(path: str | Path, latents_stats: str | Path | None 
     names, or LDM/original ones converted by diffusers' own single-file converter) beside a config.json.
     `latents_stats`: a REPA-E -latents-stats.pt whose BatchNorm statistics normalise the latents (default:
     the one `*latents-stats.pt` in the folder, if any)."""
-    from genbench.models.official import read_state_file
+    from genbench.sources import read_checkpoint
 
     path = Path(path)
     if not path.exists():
@@ -251,7 +251,7 @@ def load_diffusers_tokenizer(path: str | Path, latents_stats: str | Path | None 
             vae = model_class.from_pretrained(str(path), local_files_only=True)
         else:
             vae = model_class.from_config(config)
-            state = read_state_file(path)
+            state = read_checkpoint(path)
             if class_name == "AutoencoderKL" and any(k.startswith("encoder.down.") for k in state):
                 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -274,7 +274,6 @@ def load_rae_tokenizer(kind: str, encoder_dir: str | Path, decoder_path: str | P
                        ) -> RAE:
     """An RAE from the release's files: a saved transformers encoder folder, the decoder model.pt and the
     latent statistics stat.pt. `decoder`: a name of rae.DECODER_CONFIGS or a config."""
-    from genbench.models.official import read_state_file
     from genbench.models.rae import (
         DECODER_CONFIGS,
         build_rae,
@@ -282,12 +281,13 @@ def load_rae_tokenizer(kind: str, encoder_dir: str | Path, decoder_path: str | P
         processor_mean_std,
         read_latent_stats,
     )
+    from genbench.sources import read_checkpoint
 
     encoder_dir, decoder_path, stats_path = Path(encoder_dir), Path(decoder_path), Path(stats_path)
     mean, std = processor_mean_std(encoder_dir)
     decoder_config = DECODER_CONFIGS[decoder] if isinstance(decoder, str) else decoder
     model = build_rae(kind, load_encoder_model(kind, encoder_dir), input_size, decoder_config,
-                      read_state_file(decoder_path), decoder_path, read_latent_stats(stats_path), mean, std,
+                      read_checkpoint(decoder_path), decoder_path, read_latent_stats(stats_path), mean, std,
                       noise_tau)
     description = f"RAE {kind} {_described(decoder_path)} + {_described(stats_path)}"
     return RAE(model, description)

@@ -36,11 +36,11 @@ from genbench.models.official import (
     load_official_vae,
     load_state_strict,
     read_latents_stats,
-    read_state_file,
     strip_wrappers,
 )
 from genbench.models.sit import SiT
 from genbench.models.vae import DiagonalGaussian
+from genbench.sources import read_checkpoint
 from genbench.training.data import ImageDataset, dataset_fingerprint
 from genbench.training.ema import make_ema, update_ema
 from genbench.training.losses import (
@@ -504,7 +504,7 @@ class Trainer:
     @classmethod
     def resume(cls, path: str | Path, dataset: ImageDataset, device: str | torch.device = "cpu") -> Trainer:
         """Rebuild from a checkpoint's config and continue exactly where it stopped."""
-        state = read_state_file(path)
+        state = read_checkpoint(path)
         if "config" not in state or not isinstance(state.get("optimizers"), dict):
             raise GenbenchError(f"{path}: not a genbench training checkpoint; start without --resume")
         config = TrainConfig.from_checkpoint(checkpoint_config(state, path), str(path))
@@ -523,7 +523,7 @@ def load_pretrained_discriminator(discriminator: nn.Module, path: str | Path) ->
     """Upstream's --disc-pretrained-ckpt: a bare discriminator state dict (REPA-E's
     `<vae>-discriminator-ckpt.pt` from save_vae_weights.py) or a training checkpoint holding one under
     "discriminator" (REPA-E's or genbench's). Read weights-only and loaded strictly."""
-    state = read_state_file(path)
+    state = read_checkpoint(path)
     if isinstance(state.get("discriminator"), dict):
         state = state["discriminator"]
     state = strip_wrappers(state)
@@ -558,7 +558,7 @@ def export_slim_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
     last = latest_checkpoint(run_dir)
     if last is None:
         raise GenbenchError(f"{run_dir}: no checkpoints/*.pt to export; train first")
-    state = read_state_file(last)
+    state = read_checkpoint(last)
     path = Path(path)
     with atomic_write(path, suffix=".pt") as tmp:
         torch.save({key: state[key] for key in ("ema", "vae", "config", "step")}, tmp)
