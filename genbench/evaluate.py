@@ -8,148 +8,27 @@ feature rows, in sample order) are reduced across ranks, so the numbers equal a 
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
+from genbench.distributed import rank_and_world
 from genbench.errors import GenbenchError
+from genbench.extraction import ProgressCallback, extract
 from genbench.extractors import check_extractor_name
 from genbench.metrics.bootstrap import gaussian_of
 from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
 from genbench.metrics.kid import KID_SUBSET_SIZE, kid_subset_size
 from genbench.metrics.registry import METRICS
 from genbench.metrics.spec import FeatureSide, MetricOptions, MetricSpec
-from genbench.metrics.stats import FeatureStats
 from genbench.reference import GAUSSIAN_KEYS, ReferenceStats
 from genbench.sources import SampleSource
 
 FULL_SAMPLE_COUNT = 50_000  # the protocol size behind published FIDs (ADM, DiT, SiT, REPA, REPA-E)
-
-ProgressCallback = Callable[[int], None]
-
-
-@dataclass
-class ExtractedFeatures:
-    """Per feature name: float64 statistics, and the kept rows (sample order) where a metric needs them."""
-
-    stats: dict[str, FeatureStats] = field(default_factory=dict)
-    rows: dict[str, torch.Tensor] = field(default_factory=dict)
-    count: int = 0
-    seconds: float = 0.0
-
-    @property
-    def gaussians(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{feature: (mean, covariance)}, as FeatureSide and ReferenceStats hold them."""
-        return {feature: (stats.mean, stats.covariance) for feature, stats in self.stats.items()}
-
-
-# --------------------------------------------------------------------------------------------------
-#                                        Distributed set-up
-# --------------------------------------------------------------------------------------------------
-
-
-def local_device(device: str) -> str:
-    """The torch device this process uses. "auto" (every command's default) picks cuda when available;
-    under torchrun "auto"/"cuda" become cuda:LOCAL_RANK. A device this machine cannot use is an error
-    here, before any work starts, not a traceback from deep inside torch."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
-        raise GenbenchError(f"--device {device!r}: unknown device; use auto, cpu, cuda or cuda:N")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise GenbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu "
-                                "(or auto)")
-        if device == "cuda" and "LOCAL_RANK" in os.environ:
-            device = f"cuda:{os.environ['LOCAL_RANK']}"
-        if int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
-            count = torch.cuda.device_count()
-            raise GenbenchError(f"--device {device}: this machine has {count} CUDA device(s)")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise GenbenchError("--device mps: MPS is not available on this machine; use --device cpu (or auto)")
-    return device
-
-
-def init_distributed(device: str) -> tuple[int, int]:
-    """Join the process group that `torchrun` describes in the environment; (rank, world_size)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def rank_slice(count: int, rank: int, world_size: int) -> range:
-    """The contiguous slice of sample indices that `rank` extracts."""
-    per_rank = -(-count // world_size)
-    return range(min(rank * per_rank, count), min((rank + 1) * per_rank, count))
-
-
-def _gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """All ranks' kept rows, put back into sample order (one process: already in order, not copied)."""
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return rows
-    gathered: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, (rows.cpu(), index.cpu()))
-    all_rows = torch.cat([r for r, _ in gathered])  # type: ignore[misc]
-    all_index = torch.cat([i for _, i in gathered])  # type: ignore[misc]
-    return all_rows[torch.argsort(all_index)]
-
-
-# --------------------------------------------------------------------------------------------------
-#                                           Extraction
-# --------------------------------------------------------------------------------------------------
-
-
-def extract(
-    source: SampleSource,
-    extractor: torch.nn.Module,
-    stats_for: Sequence[str],
-    rows_for: Sequence[str],
-    batch_size: int = 64,
-    device: str = "cpu",
-    num_workers: int = 0,
-    progress: ProgressCallback | None = None,
-) -> ExtractedFeatures:
-    """One pass over `source`: float64 statistics for `stats_for`, kept rows for `rows_for`."""
-    rank, world_size = init_distributed(device)
-    indices = rank_slice(len(source), rank, world_size)
-    out = ExtractedFeatures(stats={name: FeatureStats(extractor.feature_dims[name]) for name in stats_for})
-    # Rows go straight to their place: one copy in memory, never a list of batches plus its concatenation.
-    kept = {name: torch.empty(len(indices), extractor.feature_dims[name]) for name in rows_for}
-    start = time.perf_counter()
-    extractor.eval().to(device)
-    with torch.inference_mode():
-        for images, index in source.batches(batch_size, indices=indices, num_workers=num_workers):
-            features = extractor(images.to(device))
-            for name, feats in features.items():
-                if not torch.isfinite(feats).all():
-                    raise GenbenchError(
-                        f"{source.description}: the {extractor.name} extractor produced non-finite "
-                        f"'{name}' features for samples {int(index[0])}..{int(index[-1])}; check the "
-                        "weights file and the images"
-                    )
-                if name in out.stats:
-                    out.stats[name].update(feats)
-                if name in kept:
-                    kept[name][index - indices.start] = feats.float().cpu()
-            if progress is not None:
-                progress(len(index))
-    for stats in out.stats.values():
-        stats.all_reduce()
-    for name, rows in kept.items():
-        out.rows[name] = _gather_rows(rows, torch.arange(indices.start, indices.stop))
-    out.count = len(source)
-    out.seconds = time.perf_counter() - start
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -446,7 +325,7 @@ def evaluate(
         "reference": records[requests[0].runs_on].get("reference", {}),
         "metric_options": dataclasses.asdict(options),
         "device": device,
-        "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+        "world_size": rank_and_world()[1],
         "timings": {
             "extract_samples_s": round(sample_seconds, 3),
             "extract_reference_s": round(ref_seconds, 3),

@@ -20,7 +20,6 @@ Accuracies are reported in percent (metrics.probe computes fractions).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from genbench.errors import GenbenchError
+from genbench.extraction import FeatureFn, stream_features
 from genbench.metrics.probe import knn_accuracy, linear_probe, standardise
 from genbench.sources import FolderSource, SampleSource, check_labels, read_npz, read_text
 
@@ -38,7 +38,6 @@ DEFAULT_T = 0.25
 KNN_K = 20
 
 # images uint8 [N, 3, H, W], sample index [N] -> {feature key: float32 [N, D]}
-FeatureFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -216,12 +215,10 @@ def extract_features(source: SampleSource, features: FeatureFn, batch_size: int 
     """One pass over `source` -> {key: float32 [N, D]} in sample order. With `cache_dir` the rows stream into
     `.npy` memory maps there, so a large set is never held in memory during extraction."""
     out: dict[str, np.ndarray] = {}
-    for images, index in source.batches(batch_size):
-        for key, rows in features(images, index).items():
-            rows = rows.detach().float().cpu().numpy()
-            if not np.isfinite(rows).all():
-                raise GenbenchError(f"{source.description}: non-finite '{key}' features for images "
-                                    f"{int(index[0])}..{int(index[-1])}; check the checkpoint")
+    for rows_by_key, index in stream_features(source, features, batch_size, producer="the probed network",
+                                              fix="check the checkpoint"):
+        for key, rows in rows_by_key.items():
+            rows = rows.float().cpu().numpy()
             if key not in out:
                 shape = (len(source), rows.shape[1])
                 out[key] = (np.zeros(shape, np.float32) if cache_dir is None else np.lib.format.open_memmap(

@@ -47,7 +47,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from genbench.distributed import barrier, broadcast_from_rank0, init_distributed, rank_and_world
 from genbench.errors import GenbenchError
+from genbench.extraction import extract, stream_features
 from genbench.io import write_text_atomic
 from genbench.metrics.image_quality import psnr_per_image, ssim_per_image
 from genbench.models.tokenizer_adapters import (
@@ -187,30 +189,6 @@ def _synchronise(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _rank0_path(path: str) -> Path:
-    """Rank 0's `path` on every rank (its temporary folder, shared by the ranks of one machine)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        shared = [path]
-        dist.broadcast_object_list(shared, src=0)
-        path = shared[0]
-    return Path(path)
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
-
-
 def _open_map(path: Path, shape: tuple[int, ...], dtype, create: bool) -> np.ndarray:
     """A .npy memory map: created (rank 0) when missing or of another shape, else opened for writing."""
     if create and not (path.is_file() and np.load(path, mmap_mode="r").shape == shape):
@@ -218,10 +196,9 @@ def _open_map(path: Path, shape: tuple[int, ...], dtype, create: bool) -> np.nda
     return np.load(path, mmap_mode="r+")
 
 
-@torch.no_grad()
-def _chunk_sums(adapter: TokenizerAdapter, batch: torch.Tensor, device: str, lpips: LPIPS | None,
-                probe_pool: int) -> tuple[np.ndarray, torch.Tensor, dict]:
-    """Encode, decode and score one batch -> (uint8 NHWC reconstructions, probe rows, sums)."""
+def _batch_outputs(adapter: TokenizerAdapter, batch: torch.Tensor, device: str, lpips: LPIPS | None,
+                   probe_pool: int) -> dict:
+    """Encode, decode and score one batch -> {reconstructions: uint8 NHWC, latents: probe rows, sums}."""
     batch = batch.to(device)
     _synchronise(device)
     start = time.perf_counter()
@@ -242,7 +219,7 @@ def _chunk_sums(adapter: TokenizerAdapter, batch: torch.Tensor, device: str, lpi
             "channel_sq": z64.pow(2).sum(dim=(0, 2, 3)).cpu().tolist(),
             "norm_sum": float(normalized.sum()), "norm_sq": float(normalized.pow(2).sum()),
             "norm_count": normalized.numel()}
-    return recon, pooled_latents(z, probe_pool).cpu(), sums
+    return {"reconstructions": recon, "latents": pooled_latents(z, probe_pool).cpu(), "sums": sums}
 
 
 def _merge(parts: list[dict]) -> dict:
@@ -275,8 +252,6 @@ def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batc
                 keep_latents: bool = True, chunk_images: int = CHUNK_IMAGES) -> Reconstruction:
     """Encode, decode and score every image once (module doc: streamed, split over ranks, resumable).
     `work_dir` holds reconstructions.npy, latents.npy and chunks/NNNNN.json."""
-    from genbench.evaluate import init_distributed
-
     rank, world_size = init_distributed(device)
     adapter = tokenizer.adapter.to(device)
     n, (height, width) = len(source), source.image_size
@@ -297,7 +272,7 @@ def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batc
         _open_map(work_dir / "reconstructions.npy", (n, height, width, 3), np.uint8, create=True)
         if keep_latents:
             _open_map(work_dir / "latents.npy", (n, probe_dim), np.float32, create=True)
-    _barrier()
+    barrier()
     images = _open_map(work_dir / "reconstructions.npy", (n, height, width, 3), np.uint8, create=False)
     latents = _open_map(work_dir / "latents.npy", (n, probe_dim), np.float32, create=False) if keep_latents \
         else None
@@ -307,17 +282,21 @@ def reconstruct(tokenizer: Tokenizer, source: SampleSource, work_dir: Path, batc
         if number % world_size != rank or done.is_file():
             continue
         parts = []
-        for batch, index in source.batches(batch_size, indices=chunk):
-            recon, rows, sums = _chunk_sums(adapter, batch, device, lpips, probe_pool)
-            images[index.numpy()] = recon
+        def outputs_of(batch: torch.Tensor, _: torch.Tensor) -> dict:
+            return _batch_outputs(adapter, batch, device, lpips, probe_pool)
+
+        batches = stream_features(source, outputs_of, batch_size, indices=chunk,
+                                  producer=f"--vae {tokenizer.spec}", fix="check the tokenizer's weights")
+        for outputs, index in batches:
+            images[index.numpy()] = outputs["reconstructions"]
             if latents is not None:
-                latents[index.numpy()] = rows.numpy()
-            parts.append(sums)
+                latents[index.numpy()] = outputs["latents"].numpy()
+            parts.append(outputs["sums"])
         images.flush()
         if latents is not None:
             latents.flush()
         write_text_atomic(done, json.dumps(_merge(parts), default=lambda a: np.asarray(a).tolist()))
-    _barrier()
+    barrier()
     missing = [i for i in range(len(chunks)) if not (work_dir / "chunks" / f"{i:05d}.json").is_file()]
     if missing:
         raise GenbenchError(f"{work_dir}: chunks {missing[:5]} of the other ranks are not there; under "
@@ -374,7 +353,7 @@ def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: Referen
            "tokenizer": f"{tokenizer.adapter.family}: {tokenizer.description}",
            "rfid": values["fid"], "psnr": recon.psnr, "ssim": recon.ssim,
            "lpips": recon.lpips if recon.lpips is not None else float("nan")}
-    if labels is not None and _rank() == 0:
+    if labels is not None and rank_and_world()[0] == 0:
         scores = _latent_probe(recon, labels, settings)
         row |= {"probe": scores["probe_top1"], "probe_top5": scores["probe_top5"],
                 "knn_top1": scores["knn_top1"]}
@@ -391,7 +370,6 @@ def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: Referen
 def original_statistics(source: SampleSource, extractor: nn.Module, batch_size: int, device: str
                         ) -> ReferenceStats:
     """The originals' Gaussian statistics only (no kept feature rows: memory flat in the image count)."""
-    from genbench.evaluate import extract
     from genbench.reference import GAUSSIAN_KEYS
 
     features = [f for f in GAUSSIAN_KEYS if f in extractor.feature_dims]
@@ -425,8 +403,9 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
     notes.append(f"throughput per process on {settings.device}, batch {settings.batch_size}")
     source_text = f"{source.description} (genbench {genbench.__version__}, tokenizers compare)"
     with tempfile.TemporaryDirectory(prefix="genbench-tokenizers-") as scratch:
-        work_dir = Path(settings.work_dir) if settings.work_dir is not None else _rank0_path(scratch)
+        # the ranks of one machine share rank 0's temporary folder
+        work_dir = Path(settings.work_dir if settings.work_dir is not None else broadcast_from_rank0(scratch))
         rows = [tokenizer_row(t, source, reference, extractor, labels, lpips, notes, settings, work_dir)
                 | {"source": source_text} for t in tokenizers]
-        _barrier()  # no rank removes a shared temporary folder while another still reads it
-    return pd.DataFrame(rows) if _rank() == 0 else None
+        barrier()  # no rank removes a shared temporary folder while another still reads it
+    return pd.DataFrame(rows) if rank_and_world()[0] == 0 else None

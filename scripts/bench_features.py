@@ -8,7 +8,7 @@
    bit-identical to torch-fidelity's, asserted), genbench as shipped (channels-last; features equal to
    float32 round-off, asserted), another batch size, one thread for both, and PNG decoding in DataLoader
    workers (decode alone, against the network's rate).
-2. Memory: peak RSS of `genbench.evaluate.extract` (statistics only, the FID path) over an ADM .npz of
+2. Memory: peak RSS of `genbench.extraction.extract` (statistics only, the FID path) over an ADM .npz of
    `--small` vs `--large` images of 256 x 256, each in a fresh process: it must not grow with the count.
 
     python scripts/bench_features.py [--images 32] [--small 2000] [--large 8000] [--rss-extractor pool]
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 import genbench  # noqa: F401  (torchvision shim before torch-fidelity)
-from genbench.evaluate import extract
+from genbench.extraction import extract
 from genbench.extractors.inception import InceptionFeatures, random_inception_state_dict
 from genbench.sources import open_source
 

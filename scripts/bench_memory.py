@@ -66,7 +66,7 @@ def run_metric(name: str, count: int, reference: int, dim: int, seed: int = 0) -
     baseline = status_mb("VmRSS")
     reset_peak()
     start = time.perf_counter()
-    if name == "stats":  # the float64 accumulator as evaluate.extract feeds it, batch by batch
+    if name == "stats":  # the float64 accumulator as extraction.extract feeds it, batch by batch
         stats = FeatureStats(dim)
         for batch in sample_rows.split(256):
             stats.update(batch)

@@ -4,8 +4,8 @@ import pytest
 import typer.main
 
 from genbench.cli import app
+from genbench.distributed import local_device
 from genbench.errors import GenbenchError
-from genbench.evaluate import local_device
 
 
 def _commands(group, prefix: str = ""):

@@ -10,7 +10,8 @@ import torch_fidelity
 from conftest import random_images, write_png_folder
 from genbench.metrics.spec import MetricOptions
 
-from genbench.evaluate import build_reference, evaluate, extract
+from genbench.evaluate import build_reference, evaluate
+from genbench.extraction import extract
 from genbench.extractors.inception import InceptionFeatures
 from genbench.reference import ReferenceStats
 from genbench.sources import open_source

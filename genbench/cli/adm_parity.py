@@ -23,7 +23,7 @@ def adm_parity_command(
     """Run openai/guided-diffusion's evaluator (needs TensorFlow: pip install 'genbench[adm]') and genbench
     on the same files and print IS, FID, sFID, precision and recall with their differences."""
     from genbench.adm_parity import format_table, run_parity
-    from genbench.evaluate import local_device
+    from genbench.distributed import local_device
 
     rows = run_parity(samples, reference, evaluator, graph, weights, batch_size, local_device(device))
     typer.echo(format_table(rows))

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from genbench.cli.app import app
 from genbench.cli.progress import progress_bar
+from genbench.distributed import init_distributed, local_device
 from genbench.errors import GenbenchError
-from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
+from genbench.evaluate import evaluate, plan_metrics
 from genbench.extractors import build_extractor, check_extractor_name
 from genbench.grid import grid_path, write_grid
 from genbench.io import check_output

@@ -138,7 +138,7 @@ def _model_sampler(model: str, num_classes: int, sampler: str, steps: int, cfg_s
                    device: str):
     """(image sampler, checkpoint path, whether it reads prompts) for a demo name or genbench checkpoint of
     the shapes world: a caption-conditioned TextSiT samples prompt records, a class-conditional SiT labels."""
-    from genbench.evaluate import local_device
+    from genbench.distributed import local_device
     from genbench.geneval.generate import model_sampler
     from genbench.geneval.t2i import resolve_t2i_model, text_model_sampler
     from genbench.models import load_model_checkpoint
@@ -275,7 +275,7 @@ def score_command(
                                                 str(generation_path))
     subset = {r["prompt"] for r in load_metadata(prompts)} if prompts is not None else None
     total = sum(1 for _, r in iter_images(images_dir, records_in) if subset is None or r["prompt"] in subset)
-    from genbench.evaluate import local_device
+    from genbench.distributed import local_device
 
     found, colors = _build_checks(detector, weights, clip_weights, local_device(device))
     with progress_bar("geneval", total) as advance:

@@ -51,7 +51,7 @@ def probe_command(
 ) -> None:
     """Linear-probe top-1/top-5 (logistic regression, C chosen on held-out rows) and k-NN accuracy
     (k=20, T=0.07, cosine) of frozen features; `--layers all` sweeps a SiT's blocks."""
-    from genbench.evaluate import local_device
+    from genbench.distributed import local_device
     from genbench.probe import ProbeData, layer_curve, plot_layer_curves, read_labels, run_probe
     from genbench.results import write_results
     from genbench.sources import open_source

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from genbench.cli.app import app, err_console
 from genbench.cli.progress import progress_bar
-from genbench.evaluate import build_reference, init_distributed, local_device
+from genbench.distributed import init_distributed, local_device
+from genbench.evaluate import build_reference
 from genbench.extractors import build_extractor
 from genbench.io import check_output
 from genbench.reference import registered_reference_sets

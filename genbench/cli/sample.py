@@ -55,10 +55,8 @@ def sample(
                                        help="Write the first 64 samples as OUT.grid.png.")] = True,
 ) -> None:
     """Sample a SiT (REPA convention) into shards, resuming finished ones, then assemble OUT on rank 0."""
-    import torch
-
     from genbench.cli.progress import progress_bar
-    from genbench.evaluate import init_distributed, local_device
+    from genbench.distributed import barrier, init_distributed, local_device
     from genbench.io import check_output, sha256_file
     from genbench.models.official import load_model, sampling_settings
     from genbench.records import ModelProvenance
@@ -89,8 +87,7 @@ def sample(
     with progress_bar("sampling", -(-num // world_size), enabled=rank == 0) as advance:
         generate(sit, decode, settings, work_dir, batch_size=batch_size, device=device, rank=rank,
                  world_size=world_size, advance=advance)
-    if world_size > 1:
-        torch.distributed.barrier()
+    barrier()
     if rank == 0:
         assemble(work_dir, out)
         console.print(f"wrote {num} samples to {out} (shards in {work_dir})")

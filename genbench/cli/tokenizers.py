@@ -64,7 +64,7 @@ def compare_command(
                                                       "torchrun ranks as a whole)."),
 ) -> None:
     """Reconstruct --data with every --vae and compare them in one table."""
-    from genbench.evaluate import local_device
+    from genbench.distributed import local_device
     from genbench.leaderboard import append_row
     from genbench.probe import read_labels
     from genbench.sources import open_source

@@ -48,7 +48,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda[:i].")] = "auto",
 ) -> None:
     """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
-    from genbench.evaluate import local_device
+    from genbench.distributed import local_device
     from genbench.io import check_output
     from genbench.training.data import ImageDataset
     from genbench.training.ema import short_run_warning

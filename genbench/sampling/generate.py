@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genbench.distributed import rank_and_world
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
 from genbench.records import ModelProvenance
@@ -169,7 +170,9 @@ def generate(model: nn.Module, decode_fn: Decoder, settings: SampleSettings, out
     """
     if batch_size < 1:
         raise GenbenchError(f"--batch-size {batch_size}: must be at least 1")
-    rank, world_size = _process_group(rank, world_size)
+    group_rank, group_world = rank_and_world()
+    rank = group_rank if rank is None else rank
+    world_size = group_world if world_size is None else world_size
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_manifest(out_dir, settings)
@@ -192,15 +195,6 @@ def generate(model: nn.Module, decode_fn: Decoder, settings: SampleSettings, out
                      indices=np.asarray(indices, dtype=np.int64))
         written.append(path)
     return written
-
-
-def _process_group(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if rank is None:
-        rank = torch.distributed.get_rank() if initialised else 0
-    if world_size is None:
-        world_size = torch.distributed.get_world_size() if initialised else 1
-    return rank, world_size
 
 
 def read_manifest(out_dir: Path) -> SampleSettings:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from genbench.distributed import gather_objects, init_distributed
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, write_text_atomic
 from genbench.models.encoders import build_encoder
@@ -186,14 +186,6 @@ class SiTObjective(nn.Module):
         return v, target, projected
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size), initialising the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-
-
 class Trainer:
     """One training run. `on_update(name)` (tests) is called after each backward, before the step.
 
@@ -202,7 +194,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, dataset: ImageDataset, device: str | torch.device = "cpu",
                  pretrained: bool = True):
-        self.rank, self.world = _distributed()
+        self.rank, self.world = init_distributed()
         self.pretrained = pretrained
         self.config, self.dataset, self.device = config, dataset, torch.device(device)
         self.step = 0
@@ -446,11 +438,7 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.world == 1:
-            return [rng]
-        gathered: list = [None] * self.world
-        dist.all_gather_object(gathered, {k: v.cpu() for k, v in rng.items()})
-        return gathered
+        return gather_objects({k: v.cpu() for k, v in rng.items()})
 
     def state_dict(self) -> dict:
         """The full training state (collective under DDP: every process must call it)."""
