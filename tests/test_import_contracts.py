@@ -84,7 +84,7 @@ def test_the_checker_finds_a_circle_and_a_lazy_import():
     assert import_circles({"a": {"b"}, "b": set()}) == []
     graph = import_graph()
     # a function-level import counts: the CLI's verbs import their work lazily
-    assert "genbench.sampling.generate" in graph["genbench.cli.sample"]
+    assert "genbench.sampling.from_model" in graph["genbench.cli.sample"]
 
 
 def test_no_import_circles():
@@ -103,4 +103,15 @@ def test_only_the_cli_imports_the_cli():
     graph = import_graph()
     for module, targets in graph.items():
         if not module.startswith("genbench.cli") and module not in ("genbench.__main__",):
-            assert not any(t.startswith("genbench.cli") for t in targets), module
+            assert not any(t == "genbench.cli" or t.startswith("genbench.cli.") for t in targets), module
+
+
+def test_cli_verbs_call_the_library_not_each_other():
+    """The CLI is a thin layer: a verb's module imports the app, the progress bar and library code, never
+    another verb (eval --model samples through genbench.sampling.from_model, not the `sample` command)."""
+    graph = import_graph()
+    shared = {"genbench.cli", "genbench.cli.app", "genbench.cli.progress"}
+    for module, targets in graph.items():
+        if module.startswith("genbench.cli.") and module not in shared | {"genbench.cli.commands"}:
+            verbs = sorted(t for t in targets if t.startswith("genbench.cli.") and t not in shared)
+            assert verbs == [], f"{module} imports {verbs}"

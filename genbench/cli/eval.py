@@ -22,6 +22,7 @@ from genbench.metrics.spec import MetricOptions
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import reference_paths
 from genbench.results import write_results
+from genbench.sampling.from_model import SampleRequest, sample_model
 from genbench.sources import open_source
 from genbench.validate import number_option
 from genbench.worlds.demo import DEMO, demo_recipe, demo_reference, describe_demo
@@ -59,22 +60,6 @@ def parse_pairs(option: str, items: list[str] | None) -> dict[str, str]:
             raise GenbenchError(f"{option} {item}: write NAME=VALUE, e.g. {option} dinov2=shapes")
         pairs[key] = value
     return pairs
-
-
-def sample_model(model: Path, out: Path, official: str | None, vae: Path | None, num: int,
-                 sampler: str | None, steps: int | None, cfg_scale: float | None,
-                 guidance_interval: tuple[float, float] | None, seed: int, batch_size: int,
-                 device: str) -> dict:
-    """`genbench sample` into `out` (resumable shards beside it); returns the sampling settings. Settings
-    left None are a registered model's paper settings, else `sample`'s defaults."""
-    from genbench.cli.sample import sample
-    from genbench.sampling.generate import read_manifest
-
-    work_dir = out.with_suffix(".shards")
-    sample(model=model, out=out, num=num, official=official, vae=vae, sampler=sampler, steps=steps,
-           cfg_scale=cfg_scale, guidance_interval=guidance_interval, seed=seed, batch_size=batch_size,
-           work_dir=work_dir, device=device, grid=False)  # eval writes its own grid
-    return {**read_manifest(work_dir).to_json(), "samples_path": str(out)}
 
 
 @app.command("eval")
@@ -145,13 +130,13 @@ def eval_command(
         num, steps, sampler = num or DEMO.num, steps or DEMO.steps, sampler or DEMO.sampler
         extractor, ref = extractor or DEMO.extractor, ref or [demo_reference()]
         metrics = metrics or DEMO_METRICS
-    num, extractor = num or 50_000, extractor or "inception"  # unset sampling settings: see sample_model
+    num, extractor = num or 50_000, extractor or "inception"  # unset sampling settings: the model's own
     metrics = metrics or DEFAULT_METRICS
     if not ref:
         raise GenbenchError("--ref is required: reference statistics .npz (an ADM batch, or `genbench ref "
                             "build`); see `genbench ref list`")
     device = local_device(device)
-    rank, _ = init_distributed(device)
+    rank, world_size = init_distributed(device)
     check_extractor_name(extractor)
     stand_ins = parse_pairs("--extractor-for", extractor_for)
     requests = plan_metrics(parse_metric_list(metrics), extractor, stand_ins)  # fails before loading
@@ -160,8 +145,16 @@ def eval_command(
     sampling = None
     if model is not None:
         samples = (out or Path("genbench-results.json")).with_suffix(".samples.npz")
-        sampling = sample_model(model, samples, official, vae, num, sampler, steps, cfg_scale,
-                                guidance_interval, sample_seed, batch_size, device)
+        work_dir = samples.with_suffix(".shards")
+        check_output(samples, "--out (the samples beside it)")
+        check_output(work_dir, "--out (the sample shards beside it)", folder=True)
+        request = SampleRequest(model, num, official, vae, sampler=sampler, steps=steps, cfg_scale=cfg_scale,
+                                guidance_interval=guidance_interval, seed=sample_seed)
+        with progress_bar("sampling", -(-num // world_size), enabled=rank == 0) as advance:
+            settings = sample_model(request, samples, work_dir, batch_size, device, advance)
+        if rank == 0:
+            Console().print(f"wrote {num} samples to {samples} (shards in {work_dir})")
+        sampling = {**settings.to_json(), "samples_path": str(samples)}
     source = open_source(samples)
     references = [ReferenceStats.load(path) for path in ref_paths]
     names = list(dict.fromkeys(r.runs_on for r in requests))

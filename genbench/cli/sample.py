@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from genbench.cli.app import app
-from genbench.errors import GenbenchError
 from genbench.validate import number_option
 
 console = Console()
@@ -56,40 +55,20 @@ def sample(
 ) -> None:
     """Sample a SiT (REPA convention) into shards, resuming finished ones, then assemble OUT on rank 0."""
     from genbench.cli.progress import progress_bar
-    from genbench.distributed import barrier, init_distributed, local_device
-    from genbench.io import check_output, sha256_file
-    from genbench.models.official import load_model, sampling_settings
-    from genbench.records import ModelProvenance
-    from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
+    from genbench.distributed import init_distributed, local_device
+    from genbench.io import check_output
+    from genbench.sampling.from_model import SampleRequest, sample_model
 
     check_output(out)
     check_output(work_dir or out.with_suffix(".shards"), "--work-dir", folder=True)
     device = local_device(device)
     rank, world_size = init_distributed(device)
-    chosen = sampling_settings(model, sampler=sampler, steps=steps, cfg_scale=cfg_scale, heun=heun or None,
-                               guidance_interval=guidance_interval, cfg_channels=cfg_channels)
-    loaded = load_model(model, official, vae, latents_stats)  # a registered name fetches its files
-    if loaded.vae is None:
-        raise GenbenchError(f"{loaded.path}: its config names no VAE to decode with; sample an official "
-                            "model by name or with --official NAME --vae FILE")
-    sit = loaded.sit.to(device)
-    size = sit.grid_size * sit.patch_size
-    settings = SampleSettings(
-        num_samples=num, latent_shape=(sit.in_channels, size, size), num_classes=sit.num_classes,
-        sampler=chosen["sampler"], num_steps=chosen["steps"], cfg_scale=chosen["cfg_scale"],
-        guidance_interval=chosen["guidance_interval"], heun=chosen["heun"],
-        cfg_channels=chosen["cfg_channels"],
-        labels="balanced" if balanced else "random", seed=seed, precision="bf16" if bf16 else "fp32",
-        shard_size=shard_size, model=ModelProvenance(loaded.path.name, sha256_file(loaded.path),
-                                                     loaded.config.get("registered", official)))
+    request = SampleRequest(model, num, official, vae, latents_stats, sampler, steps, cfg_scale,
+                            guidance_interval, heun, cfg_channels, balanced, seed, shard_size, bf16)
     work_dir = work_dir or out.with_suffix(".shards")
-    decode = vae_decoder(sit, loaded.vae.to(device))
     with progress_bar("sampling", -(-num // world_size), enabled=rank == 0) as advance:
-        generate(sit, decode, settings, work_dir, batch_size=batch_size, device=device, rank=rank,
-                 world_size=world_size, advance=advance)
-    barrier()
+        sample_model(request, out, work_dir, batch_size, device, advance)
     if rank == 0:
-        assemble(work_dir, out)
         console.print(f"wrote {num} samples to {out} (shards in {work_dir})")
         if grid:
             from genbench.grid import grid_path, write_grid
