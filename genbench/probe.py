@@ -100,9 +100,9 @@ def sit_features(spec: FeatureSpec, layers: str | None, seed: int, device: str) 
     """Pooled block outputs {"layer{L}": [N, hidden]} of a genbench SiT checkpoint (see module doc)."""
     from genbench.io import sha256_file
     from genbench.models.official import load_model
+    from genbench.pixels import to_signed_range
     from genbench.sampling.generate import per_sample_randn, sample_generators
     from genbench.training.losses import LinearInterpolant
-    from genbench.training.recipes import to_vae_input
 
     loaded = load_model(spec.target)  # a checkpoint, demo name or registered official model
     path = loaded.path
@@ -124,7 +124,7 @@ def sit_features(spec: FeatureSpec, layers: str | None, seed: int, device: str) 
 
     @torch.no_grad()
     def features(images: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = sit.latent_norm.normalize(vae.encode(to_vae_input(images.to(device))).mean)
+        z = sit.latent_norm.normalize(vae.encode(to_signed_range(images.to(device))).mean)
         if z.shape[-1] != sit.grid_size * sit.patch_size:
             raise GenbenchError(f"{path}: images of {images.shape[-1]} px give {z.shape[-1]}-px latents but "
                                 f"the SiT reads {sit.grid_size * sit.patch_size}; use its training size")

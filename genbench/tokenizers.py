@@ -59,6 +59,7 @@ from genbench.models.tokenizer_adapters import (
     encode_mean,
     load_tokenizer,
 )
+from genbench.pixels import to_signed_range, to_uint8
 from genbench.probe import pooled_latents, probe_scores, split_indices
 from genbench.reference import ReferenceStats
 from genbench.sources import SampleSource, TensorSource, record_or_check_manifest
@@ -70,8 +71,6 @@ STATS_CHANNELS = 16  # per-channel latent statistics columns for at most this ma
 @torch.no_grad()
 def decode_uint8(model: nn.Module, z: torch.Tensor) -> np.ndarray:
     """Latents [N, C, h, w] -> uint8 [N, H, W, 3], quantised as the samplers quantise."""
-    from genbench.sampling.generate import to_uint8
-
     return to_uint8(model.decode(z))
 
 
@@ -124,7 +123,7 @@ class LPIPS(nn.Module):
         self.eval().requires_grad_(False)
 
     def _taps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        h = ((images.float() / 127.5 - 1.0) - self.shift) / self.scale
+        h = (to_signed_range(images) - self.shift) / self.scale
         taps = []
         for index, layer in enumerate(self.trunk):
             h = layer(h)

@@ -21,7 +21,8 @@ import torch
 import genbench  # noqa: F401  (torchvision shim)
 from genbench.extractors import build_extractor
 from genbench.models.official import load_official_vae
-from genbench.sampling.generate import SampleSettings, sample_batch, to_uint8
+from genbench.pixels import to_uint8
+from genbench.sampling.generate import SampleSettings, sample_batch
 from genbench.training.data import ImageDataset
 from genbench.training.recipes import TrainConfig, Trainer
 from genbench.training.tokenizer import latents_stats

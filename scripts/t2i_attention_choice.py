@@ -18,15 +18,16 @@ import numpy as np
 import torch
 
 from genbench.geneval.t2i import write_caption_set
+from genbench.pixels import to_signed_range
 from genbench.training.data import ImageDataset
-from genbench.training.recipes import PRESETS, TrainConfig, Trainer, to_vae_input
+from genbench.training.recipes import PRESETS, TrainConfig, Trainer
 
 
 @torch.no_grad()
 def validation_losses(trainer: Trainer, images: torch.Tensor, captions: torch.Tensor) -> dict[str, float]:
     """Denoising loss of the raw (non-EMA) model with the captions and with the null caption."""
     sit = trainer.sit.eval()
-    z = trainer.vae.encode(to_vae_input(images)).mean
+    z = trainer.vae.encode(to_signed_range(images)).mean
     generator = torch.Generator().manual_seed(0)
     t = torch.rand(len(z), generator=generator)
     eps = torch.randn(z.shape, generator=generator)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.sampling.generate import SampleSettings, assemble, generate, to_uint8, vae_decoder
+from genbench.pixels import to_uint8
+from genbench.sampling.generate import SampleSettings, assemble, generate, vae_decoder
 from genbench.sampling.labels import balanced_labels
 
 

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 
 from genbench.errors import GenbenchError
 from genbench.models.vae import DiagonalGaussian, build_vae
+from genbench.pixels import to_signed_range
 from genbench.training.data import ImageDataset
 from genbench.training.losses import HingeDiscriminatorLoss, NLayerDiscriminator
-from genbench.training.recipes import PRESETS, TrainConfig, Trainer, to_vae_input
+from genbench.training.recipes import PRESETS, TrainConfig, Trainer
 from genbench.training.tokenizer import pretrain_discriminator, pretrain_vae, reconstruction_fidelity
 from genbench.worlds import ShapesWorld
 from genbench.worlds import perceptual as perceptual_module
@@ -29,7 +30,7 @@ def test_perceptual_distance_is_lpips_baseline_on_the_second_network():
     net = load_shapes_perceptual()
     assert net.net.stem[0].out_channels == 16  # not the evaluation network's widths (24, ...)
     images, _, _ = ShapesWorld(32).sample(3, seed=9)
-    x = to_vae_input(torch.from_numpy(images))
+    x = to_signed_range(torch.from_numpy(images))
     y = x.flip(-1)
     distance = net(x, y)
     # by hand: layers stem, stage1, stage2, stage3 (each followed by ReLU), unit norm over channels,
@@ -100,7 +101,7 @@ def test_pretraining_with_perceptual_and_mse_terms_lowers_the_perceptual_distanc
     logged = []
     vae = build_vae("tiny-f4d4")
     perceptual = load_shapes_perceptual()
-    x = to_vae_input(shapes_data.images[:16])
+    x = to_signed_range(shapes_data.images[:16])
     before = perceptual(vae.decode(vae.encode(x).mean), x).mean().item()
     pretrain_vae(vae, shapes_data, steps=30, batch_size=16, lr=3e-3, mse_weight=1.0, perceptual=perceptual,
                  log=lambda step, parts: logged.append(parts))
@@ -114,7 +115,7 @@ def test_discriminator_pretraining_separates_images_from_reconstructions(shapes_
     torch.manual_seed(0)
     vae = build_vae("tiny-f4d4").eval()
     discriminator = NLayerDiscriminator(3, 8, 2)
-    x = to_vae_input(shapes_data.images[:16])
+    x = to_signed_range(shapes_data.images[:16])
     with torch.no_grad():
         recon = vae.decode(vae.encode(x).mean)
 

@@ -123,7 +123,8 @@ def generate_geneval_images(sample_images: ImageSampler, plan: PromptPlan, out: 
 
 def model_sampler(sit: torch.nn.Module, vae: torch.nn.Module, settings, device: str) -> ImageSampler:
     """A SiT + VAE through genbench's sampler: image i is a function of (settings.seed, i) and its label."""
-    from genbench.sampling.generate import sample_batch, to_uint8, vae_decoder
+    from genbench.pixels import to_uint8
+    from genbench.sampling.generate import sample_batch, vae_decoder
 
     decode = vae_decoder(sit, vae)
 

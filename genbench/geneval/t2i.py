@@ -139,7 +139,8 @@ def resolve_t2i_model(model: str) -> Path:
 def text_model_sampler(sit: torch.nn.Module, vae: torch.nn.Module, settings, device: str) -> ImageSampler:
     """A TextSiT + its (pixel-space) decoder through genbench's sampler: image i is a function of
     (settings.seed, i) and its prompt; CFG mixes against the null caption (index `num_classes`)."""
-    from genbench.sampling.generate import sample_batch, to_uint8, vae_decoder
+    from genbench.pixels import to_uint8
+    from genbench.sampling.generate import sample_batch, vae_decoder
 
     decode = vae_decoder(sit, vae)
 

@@ -512,9 +512,9 @@ def load_tokenizer(spec: str) -> Tokenizer:
 def encode_mean(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """uint8 [N, 3, H, W] -> latents float32 [N, C, h, w]: an adapter's encode, or a genbench VAE's
     posterior mean."""
-    from genbench.training.recipes import to_vae_input
+    from genbench.pixels import to_signed_range
 
-    x = to_vae_input(images)
+    x = to_signed_range(images)
     if isinstance(model, TokenizerAdapter):
         return model.encode(x).float()
     return model.encode(x).mean.float()

@@ -30,6 +30,7 @@ from torch import nn
 from genbench.distributed import rank_and_world
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write
+from genbench.pixels import to_uint8
 from genbench.records import ModelProvenance
 from genbench.sampling.labels import LABELINGS
 from genbench.sampling.samplers import euler_maruyama_sde, euler_ode
@@ -101,12 +102,6 @@ def per_sample_randn(generators: list[torch.Generator], shape: tuple[int, ...],
                      device: torch.device | str) -> torch.Tensor:
     """[len(generators), *shape] standard normals, row i drawn from generators[i] only."""
     return torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[N, 3, H, W] in [-1, 1] -> uint8 [N, H, W, 3] as DiT/REPA: clamp(127.5 x + 128, 0, 255), truncated."""
-    quantised = torch.clamp(127.5 * images.float() + 128.0, 0, 255).to(torch.uint8)
-    return quantised.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def vae_decoder(sit: nn.Module, vae: nn.Module) -> Decoder:

@@ -40,6 +40,7 @@ from genbench.models.official import (
 )
 from genbench.models.sit import SiT
 from genbench.models.vae import DiagonalGaussian
+from genbench.pixels import to_signed_range
 from genbench.sources import read_checkpoint
 from genbench.training.data import ImageDataset, dataset_fingerprint
 from genbench.training.ema import make_ema, update_ema
@@ -162,11 +163,6 @@ PRESETS["t2i-shapes"] = {
     "vae": {"preset": "pixels-f4"}, "encoder": None, "latent_norm": "none", "resolution": 64,
     "num_classes": 336, "class_dropout_prob": 0.1, "batch_size": 16, "lr": 6e-4, "steps": 2200,
     "ema_decay": 0.998, "lpips": False, "cache_latents": True, "log_every": 50, "checkpoint_every": 250}
-
-
-def to_vae_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, 3, H, W] -> float in [-1, 1] (x / 127.5 - 1)."""
-    return images.float() / 127.5 - 1.0
 
 
 class SiTObjective(nn.Module):
@@ -308,7 +304,7 @@ class Trainer:
             per_flip = []
             for flip in flips:
                 images = self.dataset.images_at(index, torch.full((len(index),), flip))
-                posterior = self.vae.encode(to_vae_input(images).to(self.device))
+                posterior = self.vae.encode(to_signed_range(images).to(self.device))
                 per_flip.append(torch.cat([posterior.mean, posterior.logvar], dim=1).cpu())
             moments.append(torch.stack(per_flip, dim=1))
         return torch.cat(moments)
@@ -368,7 +364,7 @@ class Trainer:
             if self.latent_cache is not None:
                 z = DiagonalGaussian(self.latent_cache[index, flip.long()].to(self.device)).sample()
             else:
-                z = self.vae.encode(to_vae_input(images)).sample()
+                z = self.vae.encode(to_signed_range(images)).sample()
         self.sit.train()
         self.sit.latent_norm.eval()  # frozen-VAE recipes keep the latent statistics fixed
         t, eps = self.interpolant.sample(z)
@@ -400,7 +396,7 @@ class Trainer:
     def _repae_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         config = self.config
         tokens = self._encoder_tokens(images)
-        x = to_vae_input(images)
+        x = to_signed_range(images)
         self.vae.train()
         with self.autocast():
             posterior, z, recon = self.vae_train(x)

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genbench.models.vae import AutoencoderKL
+from genbench.pixels import to_signed_range
 from genbench.training.data import ImageDataset
-from genbench.training.recipes import to_vae_input
 
 
 def pretrain_vae(vae: AutoencoderKL, dataset: ImageDataset, steps: int, batch_size: int = 64,
@@ -43,7 +43,7 @@ def pretrain_vae(vae: AutoencoderKL, dataset: ImageDataset, steps: int, batch_si
         for group in optimizer.param_groups:
             group["lr"] = lr * _tail_decay(step, steps)
         index, _ = dataset.batch_indices(step, batch_size, seed)
-        x = to_vae_input(dataset.images_at(index, torch.zeros(len(index), dtype=torch.bool)))
+        x = to_signed_range(dataset.images_at(index, torch.zeros(len(index), dtype=torch.bool)))
         posterior, _, recon = vae(x)
         l1 = F.l1_loss(recon, x)
         kl = posterior.kl().mean()
@@ -109,7 +109,7 @@ def latents_stats(vae: AutoencoderKL, dataset: ImageDataset, num: int = 4096, ba
     total = count = total_sq = 0
     for start in range(0, min(num, len(dataset)), batch_size):
         index = torch.arange(start, min(start + batch_size, num, len(dataset)))
-        z = vae.encode(to_vae_input(dataset.images_at(index, torch.zeros(len(index), dtype=torch.bool))))
+        z = vae.encode(to_signed_range(dataset.images_at(index, torch.zeros(len(index), dtype=torch.bool))))
         z = z.sample().double()
         total = total + z.sum(dim=(0, 2, 3))
         total_sq = total_sq + z.pow(2).sum(dim=(0, 2, 3))
@@ -134,7 +134,7 @@ def pretrain_discriminator(discriminator: nn.Module, vae: AutoencoderKL, dataset
     discriminator.train()
     for step in range(steps):
         index, _ = dataset.batch_indices(step, batch_size, seed + 1)
-        x = to_vae_input(dataset.images_at(index, torch.zeros(len(index), dtype=torch.bool)))
+        x = to_signed_range(dataset.images_at(index, torch.zeros(len(index), dtype=torch.bool)))
         with torch.no_grad():
             recon = vae.decode(vae.encode(x).sample())
         loss = hinge(discriminator(x), discriminator(recon))
