@@ -1,10 +1,11 @@
 """The one extraction loop: a sample source, batch by batch, through a feature function.
 
 `stream_features` is what eval (`extract`: float64 statistics and kept rows), the linear probe
-(`genbench.probe.extract_features`) and the tokenizer comparison (`genbench.tokenizers.reconstruct`) share:
-batching, this rank's slice of the samples, inference mode, progress, and one check that every floating
-output is finite, with one message naming the samples. Under `torchrun` each rank extracts a contiguous
-slice; `extract` reduces statistics and gathers rows so the numbers equal a single-process run.
+(`genbench.probe.extract_features`) and the tokenizer comparison (`genbench.tokenizer_comparison.
+reconstruct`) share: batching, this rank's slice of the samples, inference mode, progress, and one check
+that every floating output is finite, with one message naming the samples. Under `torchrun` each rank
+extracts a contiguous slice; `extract` reduces statistics and gathers rows so the numbers equal a
+single-process run.
 """
 
 from __future__ import annotations

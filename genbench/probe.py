@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from genbench.errors import GenbenchError
 from genbench.extraction import FeatureFn, stream_features
-from genbench.metrics.probe import knn_accuracy, linear_probe, standardise
+from genbench.metrics.linear_probe import knn_accuracy, linear_probe, standardise
 from genbench.sources import FolderSource, SampleSource, check_labels, read_npz, read_text
 
 SPEC_OPTIONS = {"sit": {"layer", "t"}, "vae": {"pool"}, "encoder": {"feature", "weights"}}

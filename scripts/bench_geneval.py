@@ -58,7 +58,7 @@ def bench_rules(args) -> float:
 
 
 def bench_shapes(args) -> float:
-    from genbench.geneval.shapes import (
+    from genbench.geneval.shapes_world import (
         ShapesDetector,
         scene_for_prompt,
         shapes_color_classifier,

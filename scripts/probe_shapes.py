@@ -30,7 +30,7 @@ from genbench.io import write_text_atomic
 from genbench.leaderboard import append_row, read_board, render
 from genbench.probe import ProbeData, layer_curve, plot_layer_curves, read_labels, run_probe
 from genbench.sources import open_source
-from genbench.tokenizers import CompareSettings, compare_tokenizers, load_lpips
+from genbench.tokenizer_comparison import CompareSettings, compare_tokenizers, load_lpips
 from genbench.worlds import ShapesWorld
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from genbench.pixels import to_uint8
 from genbench.sampling.generate import SampleSettings, sample_batch
 from genbench.training.data import ImageDataset
 from genbench.training.recipes import TrainConfig, Trainer
-from genbench.training.tokenizer import latents_stats
+from genbench.training.tokenizer_pretraining import latents_stats
 
 
 @torch.no_grad()

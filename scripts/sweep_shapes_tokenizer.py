@@ -26,9 +26,9 @@ import genbench  # noqa: F401  (torchvision shim)
 from genbench.extractors import build_extractor
 from genbench.models.tokenizer_adapters import encode_mean
 from genbench.models.vae import AutoencoderKL
-from genbench.tokenizers import decode_uint8
+from genbench.tokenizer_comparison import decode_uint8
 from genbench.training.data import ImageDataset
-from genbench.training.tokenizer import pretrain_vae, reconstruction_fidelity
+from genbench.training.tokenizer_pretraining import pretrain_vae, reconstruction_fidelity
 from genbench.worlds import ShapesWorld
 from genbench.worlds.perceptual import load_shapes_perceptual
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from genbench.cli import main
-from genbench.geneval.shapes import scene_for_prompt
+from genbench.geneval.shapes_world import scene_for_prompt
 from genbench.results import load_results
 from genbench.worlds import ShapesWorld
 

@@ -13,7 +13,7 @@ from PIL import Image
 from test_generate import _tiny_checkpoint
 
 from genbench.geneval.generate import generate_geneval_images, plan_prompts, world_sampler
-from genbench.geneval.shapes import shapes_suite
+from genbench.geneval.shapes_world import shapes_suite
 from genbench.worlds import ShapesWorld
 from genbench.worlds.shapes import CLASS_NAMES, class_of
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from genbench.geneval.generate import generate_geneval_images, plan_every_prompt, world_scene_sampler
 from genbench.geneval.prompts import TASKS
-from genbench.geneval.shapes import (
+from genbench.geneval.shapes_world import (
     SUITE_RESOLUTION,
     ShapesDetector,
     prompt_scene,

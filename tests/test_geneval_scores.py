@@ -10,7 +10,7 @@ from PIL import Image
 from scipy import stats
 
 from genbench.geneval.score import failure_kind, failure_reasons, prompt_bootstrap, score_image
-from genbench.geneval.shapes import (
+from genbench.geneval.shapes_world import (
     SUITE_RESOLUTION,
     ShapesDetector,
     scene_for_prompt,

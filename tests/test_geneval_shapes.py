@@ -9,7 +9,12 @@ import pytest
 from PIL import Image
 
 from genbench.geneval.score import score_folder, score_image, summarize, write_results_jsonl
-from genbench.geneval.shapes import ShapesDetector, scene_for_prompt, shapes_color_classifier, shapes_suite
+from genbench.geneval.shapes_world import (
+    ShapesDetector,
+    scene_for_prompt,
+    shapes_color_classifier,
+    shapes_suite,
+)
 from genbench.worlds import ShapesWorld
 
 WORLD = ShapesWorld(64)

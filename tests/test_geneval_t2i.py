@@ -12,7 +12,7 @@ from test_geneval_cli import genbench  # noqa: F401  (fixture)
 
 from genbench.errors import GenbenchError
 from genbench.geneval.prompts import TASKS
-from genbench.geneval.shapes import shapes_suite
+from genbench.geneval.shapes_world import shapes_suite
 from genbench.geneval.t2i import (
     caption_index,
     grammar_caption_ids,

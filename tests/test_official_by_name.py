@@ -198,7 +198,7 @@ def test_tokenizers_and_probe_take_official_names(official):
     """`tokenizers compare --vae NAME` reads an official model's VAE (with its latent statistics) and
     `probe --features sit:NAME` its SiT, through the same resolver."""
     from genbench.probe import parse_feature_spec, sit_features
-    from genbench.tokenizers import load_tokenizer
+    from genbench.tokenizer_comparison import load_tokenizer
 
     _, states = official
     tokenizer = load_tokenizer("tiny-sit")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from genbench.metrics.probe import fit_logistic_regression, knn_accuracy, linear_probe, standardise
+from genbench.metrics.linear_probe import fit_logistic_regression, knn_accuracy, linear_probe, standardise
 from sklearn.linear_model import LogisticRegression
 
 

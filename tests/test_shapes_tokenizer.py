@@ -13,7 +13,11 @@ from genbench.pixels import to_signed_range
 from genbench.training.data import ImageDataset
 from genbench.training.losses import HingeDiscriminatorLoss, NLayerDiscriminator
 from genbench.training.recipes import PRESETS, TrainConfig, Trainer
-from genbench.training.tokenizer import pretrain_discriminator, pretrain_vae, reconstruction_fidelity
+from genbench.training.tokenizer_pretraining import (
+    pretrain_discriminator,
+    pretrain_vae,
+    reconstruction_fidelity,
+)
 from genbench.worlds import ShapesWorld
 from genbench.worlds import perceptual as perceptual_module
 from genbench.worlds.perceptual import ShapesPerceptual, load_shapes_perceptual

@@ -18,7 +18,7 @@ from genbench.models.rae import RAEDecoderConfig, decoder_state_from_official, s
 from genbench.models.tokenizer_adapters import TOKENIZERS, load_diffusers_tokenizer, load_rae_tokenizer
 from genbench.models.vae import AutoencoderKL as GenbenchVAE
 from genbench.sources import TensorSource
-from genbench.tokenizers import CompareSettings, compare_tokenizers, load_tokenizer, reconstruct
+from genbench.tokenizer_comparison import CompareSettings, compare_tokenizers, load_tokenizer, reconstruct
 
 diffusers = pytest.importorskip("diffusers", reason="diffusers (test extra) builds the reference models")
 transformers = pytest.importorskip("transformers", reason="transformers builds the RAE encoders")
@@ -491,9 +491,9 @@ def test_genbench_imports_and_compares_without_diffusers_or_transformers(tmp_pat
 import sys
 sys.modules["diffusers"] = None  # importing either now raises ImportError
 sys.modules["transformers"] = None
-import genbench.tokenizers, genbench.cli.commands
+import genbench.tokenizer_comparison, genbench.cli.commands
 from genbench.errors import GenbenchError
-from genbench.tokenizers import load_tokenizer
+from genbench.tokenizer_comparison import load_tokenizer
 try:
     load_tokenizer("diffusers:{flux_dir}")
 except GenbenchError as error:

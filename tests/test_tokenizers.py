@@ -18,7 +18,13 @@ from genbench.leaderboard import read_board, render
 from genbench.models import build_sit, build_vae
 from genbench.probe import probe_scores, split_indices
 from genbench.sources import NpzSource
-from genbench.tokenizers import LPIPS, CompareSettings, compare_tokenizers, load_lpips, load_tokenizer
+from genbench.tokenizer_comparison import (
+    LPIPS,
+    CompareSettings,
+    compare_tokenizers,
+    load_lpips,
+    load_tokenizer,
+)
 from genbench.worlds import ShapesWorld
 
 CLASSES = (0, 6, 12, 18)

@@ -58,7 +58,7 @@ def _suite(metadata: Path | None, seed: int, per_task: int, world: str) -> list[
     if world == "coco":
         return generate_suite(seed, per_task)
     if world == "shapes":
-        from genbench.geneval.shapes import shapes_suite
+        from genbench.geneval.shapes_world import shapes_suite
 
         return shapes_suite(seed, per_task)
     raise GenbenchError(f"--world {world}: unknown; choose coco or shapes")
@@ -95,7 +95,7 @@ def generate_command(
         plan_prompts,
         world_scene_sampler,
     )
-    from genbench.geneval.shapes import SUITE_RESOLUTION
+    from genbench.geneval.shapes_world import SUITE_RESOLUTION
     from genbench.io import sha256_file, write_text_atomic
     from genbench.records import GenerationRecord, ModelProvenance
     from genbench.worlds import ShapesWorld
@@ -168,7 +168,7 @@ def _model_sampler(model: str, num_classes: int, sampler: str, steps: int, cfg_s
 def _build_checks(detector: str, weights: Path | None, clip_weights: Path | None, device: str):
     """(detector, colour classifier) for a detector name; weights are read from local files only."""
     if detector == "shapes":
-        from genbench.geneval.shapes import ShapesDetector, shapes_color_classifier
+        from genbench.geneval.shapes_world import ShapesDetector, shapes_color_classifier
 
         return ShapesDetector(), shapes_color_classifier()
     from genbench.geneval.colors import load_clip_color_classifier

@@ -68,7 +68,7 @@ def compare_command(
     from genbench.leaderboard import append_row
     from genbench.probe import read_labels
     from genbench.sources import open_source
-    from genbench.tokenizers import CompareSettings, compare_tokenizers, load_lpips
+    from genbench.tokenizer_comparison import CompareSettings, compare_tokenizers, load_lpips
 
     check_output(board, "--board")
     if len(set(vae)) != len(vae):

@@ -145,7 +145,7 @@ def world_sampler(world, seed: int) -> ImageSampler:
 def world_scene_sampler(world, seed: int) -> ImageSampler:
     """The world's composed scene of each prompt (`prompt_scene`), image i drawn from (seed, i): every
     clause of the prompt holds by construction, so its score is the ceiling of the checks."""
-    from genbench.geneval.shapes import scene_for_prompt
+    from genbench.geneval.shapes_world import scene_for_prompt
 
     def sample_images(indices: list[int], records: list[Condition]) -> np.ndarray:
         pairs = zip(indices, records, strict=True)

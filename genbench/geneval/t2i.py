@@ -23,7 +23,7 @@ import torch
 from genbench.errors import GenbenchError
 from genbench.geneval.generate import Condition, ImageSampler
 from genbench.geneval.prompts import NUMBERS, RELATIONS, plural, with_article
-from genbench.geneval.shapes import SUITE_RESOLUTION, prompt_scene
+from genbench.geneval.shapes_world import SUITE_RESOLUTION, prompt_scene
 from genbench.io import atomic_write
 from genbench.models.text import CaptionTokenizer
 from genbench.weights import verify_sha256

@@ -20,7 +20,7 @@ Tokenizer specs (`load_tokenizer_adapter`): a registered NAME (`TOKENIZERS`; fil
 `$GENBENCH_CACHE/tokenizers/NAME/` through genbench.fetch, or put there by hand); NAME:DIR for a local copy of
 a registered tokenizer's files in the same layout; `diffusers:PATH` for a diffusers folder (config.json +
 weights) or a single weights file next to a config.json; genbench's own specs (`demo:NAME`, a genbench
-checkpoint, `PRESET:PATH`) are resolved by genbench.tokenizers.
+checkpoint, `PRESET:PATH`) are resolved by genbench.tokenizer_comparison.
 """
 
 from __future__ import annotations
@@ -435,7 +435,7 @@ def build_registered(entry: RegisteredTokenizer, folder: Path) -> TokenizerAdapt
 
 def load_registered_tokenizer(spec: str) -> TokenizerAdapter | None:
     """NAME (fetched/cached) or NAME:DIR for a registered tokenizer; `diffusers:PATH`; None for any other
-    spec (genbench's own, resolved by genbench.tokenizers)."""
+    spec (genbench's own, resolved by genbench.tokenizer_comparison)."""
     name, sep, rest = spec.partition(":")
     if name == "diffusers" and sep:
         return load_diffusers_tokenizer(rest)

@@ -81,7 +81,7 @@ def reconstruction_fidelity(vae: AutoencoderKL, images: torch.Tensor, labels: to
     label = kind * 5 + colour), the same on the originals (`class_acc_real`), and PSNR (8-bit)."""
     from genbench.metrics.image_quality import psnr
     from genbench.models.tokenizer_adapters import encode_mean
-    from genbench.tokenizers import decode_uint8
+    from genbench.tokenizer_comparison import decode_uint8
     from genbench.worlds.shapes import COLORS
 
     vae.eval()
