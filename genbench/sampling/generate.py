@@ -33,7 +33,7 @@ from genbench.io import atomic_write
 from genbench.pixels import to_uint8
 from genbench.records import ModelProvenance
 from genbench.sampling.labels import LABELINGS
-from genbench.sampling.samplers import euler_maruyama_sde, euler_ode
+from genbench.sampling.samplers import SAMPLERS, euler_maruyama_sde, euler_ode
 from genbench.sources import read_json, read_npz, record_or_check_manifest
 from genbench.validate import check_number
 
@@ -61,8 +61,9 @@ class SampleSettings:
     model: ModelProvenance | None = None  # the sampled checkpoint, recorded for provenance
 
     def __post_init__(self) -> None:
-        if self.sampler not in ("sde", "ode"):
-            raise GenbenchError(f"--sampler {self.sampler}: choose sde or ode")
+        if self.sampler not in SAMPLERS:
+            choices = " or ".join(sorted(SAMPLERS, reverse=True))
+            raise GenbenchError(f"--sampler {self.sampler}: choose {choices}")
         if self.labels not in LABELINGS:
             raise GenbenchError(f"labels {self.labels!r}: choose from {sorted(LABELINGS)}")
         if self.precision not in ("fp32", "bf16"):
