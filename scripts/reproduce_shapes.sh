@@ -43,8 +43,12 @@ for model in "$OUT"/demo-*.pt; do
   run=${run#demo-}
   # the demo settings (genbench.worlds.demo.DEMO): 2000 samples, SDE 50 steps, shapes features
   genbench eval --model "$model" --num "$NUM" "${SAMPLING[@]}" --metrics fid,sfid,is,pr,kid,class_acc \
-    --bootstrap 200 --out "$OUT/final-$run.json"
+    --out "$OUT/final-$run.json"
   genbench leaderboard add "$OUT/final-$run.json" --board "$BOARD" --name "demo:$run"
+  # 95% intervals of FID and class accuracy on the same samples (P/R and KID would redo their k-NN radii
+  # and subset draws for each of the 200 resamples)
+  genbench eval --samples "$OUT/final-$run.samples.npz" --extractor shapes --ref "$REF" --metrics fid,class_acc \
+    --bootstrap 200 --out "$OUT/final-$run-ci.json"
   genbench eval --model "$model" --num "$NUM" "${SAMPLING[@]}" --cfg-scale "$CFG" --metrics fid,class_acc \
     --bootstrap 200 --out "$OUT/final-$run-cfg$CFG.json"
   genbench leaderboard add "$OUT/final-$run-cfg$CFG.json" --board "$BOARD" --name "demo:$run@cfg$CFG"
