@@ -123,7 +123,7 @@ def main() -> None:
     # REPA's 0.9999 is for 400K steps; a few thousand steps need a shorter average (half-life ~350 steps)
     parser.add_argument("--ema-decay", type=float, default=0.998)
     parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated; empty: ablations only")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--ablations", default="", help="REPA-E variants: NAME=KEY:JSON[,KEY:JSON];...")
     args = parser.parse_args()
@@ -139,7 +139,7 @@ def main() -> None:
     build_tokenizer(out, dataset, args)
 
     runs = [(recipe if seed == 0 else f"{recipe}-seed{seed}", recipe, seed, None)
-            for seed in map(int, args.seeds.split(",")) for recipe in args.recipes.split(",")]
+            for seed in map(int, args.seeds.split(",")) for recipe in filter(None, args.recipes.split(","))]
     runs += [(name, "repae", 0, overrides) for name, overrides in parse_ablations(args.ablations).items()]
     for name, recipe, seed, overrides in runs:
         run_dir = out / name
