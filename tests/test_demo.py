@@ -34,15 +34,18 @@ def test_demo_checkpoints_match_their_sha_and_load(name, recipe):
     assert demo.describe_demo(name).startswith(f"{name}: the {recipe} recipe's checkpoint")
 
 
-def test_sit_and_repa_share_steps_sit_and_frozen_vae():
-    states = {r: read_checkpoint(demo.resolve_demo_model(f"demo:{r}")) for r in ("sit", "repa")}
-    # SiT and REPA: retrained together (issue 14) at equal steps; REPA-E is still ab087d2's model (README)
-    assert int(states["sit"]["step"]) == int(states["repa"]["step"]) == 4000
+def test_the_three_recipes_share_steps_sit_and_starting_tokenizer():
+    states = {r: read_checkpoint(demo.resolve_demo_model(f"demo:{r}")) for r in ("sit", "repa", "repae")}
+    # retrained together (issue 14) at equal steps from the same tokenizer
+    assert {int(s["step"]) for s in states.values()} == {4000}
     configs = {r: json.loads(s["config"]) for r, s in states.items()}
-    sits = [{k: v for k, v in configs[r]["sit"].items() if k != "z_dim"} for r in ("sit", "repa")]
-    assert sits[0] == sits[1]  # the same SiT; only REPA's projector width (z_dim) differs
+    sits = [{k: v for k, v in configs[r]["sit"].items() if k != "z_dim"} for r in states]
+    assert sits[0] == sits[1] == sits[2]  # the same SiT; only the projector width (z_dim) differs
+    assert len({configs[r]["vae_weights"].rsplit("/", 1)[-1] for r in states}) == 1  # one starting tokenizer
     vae = {r: s["vae"] for r, s in states.items()}
-    assert all(torch.equal(vae["sit"][k], vae["repa"][k]) for k in vae["sit"])  # the frozen pre-trained VAE
+    assert all(torch.equal(vae["sit"][k], vae["repa"][k]) for k in vae["sit"])  # SiT and REPA: frozen VAE
+    assert not all(torch.equal(vae["sit"][k], vae["repae"][k]) for k in vae["sit"])  # REPA-E tuned its VAE
+    assert configs["repae"]["perceptual_net"] == "shapes" and configs["repae"]["vae_lr"] == 1e-4
 
 
 def test_demo_names_and_tampered_files(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 """The `shapes` world's demo: shipped checkpoints by name and the settings of `genbench eval --model demo`.
 
 `demo` is the best-measured model (DEFAULT_RECIPE); `demo:sit`, `demo:repa` and `demo:repae` name each
-recipe's checkpoint (scripts/train_shapes_models.py): SiT and REPA retrained at equal steps (4,000) on the
-issue-14 tokenizer, REPA-E still the 1,000-step model of commit ab087d2 (not yet retrained).
+recipe's checkpoint (scripts/train_shapes_models.py): SiT, REPA and REPA-E (upstream's whole regulariser)
+trained at equal steps (4,000) and seed 0 from the issue-14 tokenizer.
 Checkpoints are slim genbench checkpoints ({ema, vae, config, step}, read weights-only) checked against
 their SHA-256 before use. The reference side is `reference_stats/shapes32.npz`: `genbench ref build` with
 the `shapes` extractor on ShapesWorld(32).export_npz(n=5000, seed=0); the models trained on seed 1.
@@ -24,7 +24,7 @@ REFERENCE_SHA256 = "0fccf02558390793fdb57c873a42d68f155bde4df969fcf4051fab033af5
 CHECKPOINT_SHA256 = {
     "sit": "11b5458b85d6af170698154f12e8879eba6990f7ff7b2eaced37c4ac5caa2d4d",
     "repa": "79990acf877feeb1fcd5645a38789d8d24c35146a2d8d7a6c4ee5e378d244020",
-    "repae": "45c098565e3dff0024ac99fc24ad66ace50944c8b7b214a7440947859b3313ae",
+    "repae": "7358291e3d4446e37c08b8207e3470e9002930da322a4ad00b3ed46b579ba57c",
 }
 DEFAULT_RECIPE = "repa"  # the best-measured of the shipped models (README, leaderboards/shapes.md)
 
