@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from genbench.backbones import check_extractor_name
 from genbench.errors import GenbenchError
-from genbench.extractors import check_extractor_name
 from genbench.metrics.bootstrap import gaussian_of
 from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
 from genbench.metrics.kid import KID_SUBSET_SIZE, kid_subset_size

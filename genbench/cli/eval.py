@@ -8,11 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genbench.backbones import build_extractor, check_extractor_name
 from genbench.cli.app import app
 from genbench.cli.progress import progress_bar
 from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, init_distributed, local_device, plan_metrics
-from genbench.extractors import build_extractor, check_extractor_name
 from genbench.grid import grid_path, write_grid
 from genbench.io import check_output
 from genbench.metrics.kid import KID_SEED, KID_SUBSETS
