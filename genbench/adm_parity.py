@@ -99,8 +99,8 @@ def genbench_metrics(
     samples: Path, reference: Path, weights: Path | None = None, batch_size: int = 64, device: str = "cpu"
 ) -> dict[str, float]:
     """`genbench eval --metrics fid,sfid,is,pr` on the same files (Inception extractor)."""
+    from genbench.backbones import build_extractor
     from genbench.evaluate import evaluate
-    from genbench.extractors import build_extractor
     from genbench.reference import ReferenceStats
     from genbench.sources import open_source
 

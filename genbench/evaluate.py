@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from genbench.backbones import check_extractor_name
 from genbench.distributed import rank_and_world
 from genbench.errors import GenbenchError
 from genbench.extraction import ProgressCallback, extract
-from genbench.extractors import check_extractor_name
 from genbench.metrics.bootstrap import gaussian_of
 from genbench.metrics.fd_infinity import fd_infinity, subset_sizes
 from genbench.metrics.kid import KID_SUBSET_SIZE, kid_subset_size

@@ -11,8 +11,9 @@ Feature specs (`genbench probe --features SPEC`):
 - `vae:TOKENIZER[:pool=K]`: the VAE posterior mean, flattened, or average-pooled to K x K first. TOKENIZER
   is a `genbench tokenizers` spec (genbench checkpoint, demo:NAME, PRESET:PATH). Latents are standardised
   (training mean and std) before the k-NN as well as the linear probe.
-- `encoder:NAME[:feature=F][:weights=PATH]`: a registered extractor's feature F (default `pool`: Inception
-  pool3, DINOv2, the `shapes` network), or a registered REPA encoder's tokens average-pooled.
+- `encoder:NAME[:feature=F][:weights=PATH]`: a registered backbone's (genbench.backbones) extractor feature F
+  (default `pool`: Inception pool3, DINOv2, the `shapes` network), or, for a backbone that is only a REPA
+  target (`dinov2-vit-b`, `tiny`), its tokens average-pooled.
 
 CKPT is a genbench checkpoint or a shipped demo name (demo, demo:sit, demo:repa, demo:repae).
 Accuracies are reported in percent (metrics.probe computes fractions).
@@ -165,17 +166,21 @@ def pooled_latents(z: torch.Tensor, pool: int) -> torch.Tensor:
 
 
 def encoder_features(spec: FeatureSpec, resolution: int, device: str) -> tuple[FeatureFn, dict]:
-    """A registered extractor's named feature, else a registered REPA encoder's mean token."""
-    from genbench.extractors import EXTRACTORS, build_extractor
-    from genbench.models.encoders import ENCODERS, build_encoder
+    """A registered backbone's extractor feature (`feature=`, default `pool`), else, for a backbone that is
+    only a REPA target, its mean token."""
+    from genbench.backbones import BACKBONES, build_encoder, build_extractor
 
     weights = spec.options.get("weights")
-    if spec.target.partition(":")[0] in EXTRACTORS:
-        extractor = build_extractor(spec.target, weights).eval().to(device)
+    backbone = BACKBONES.get(spec.target.partition(":")[0])
+    if backbone is None:
+        raise GenbenchError(f"--features {spec.text}: unknown encoder '{spec.target}'; registered backbones "
+                            f"{', '.join(sorted(BACKBONES))}")
+    if backbone.extractor is not None:
         feature = spec.options.get("feature", "pool")
-        if feature not in extractor.feature_dims:
+        if feature not in backbone.features:  # checked before the weights load
             raise GenbenchError(f"--features {spec.text}: extractor {spec.target} has no feature "
-                                f"'{feature}'; choose from {', '.join(extractor.feature_dims)}")
+                                f"'{feature}'; choose from {', '.join(backbone.features)}")
+        extractor = build_extractor(spec.target, weights).eval().to(device)
 
         @torch.no_grad()
         def from_extractor(images: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -183,19 +188,15 @@ def encoder_features(spec: FeatureSpec, resolution: int, device: str) -> tuple[F
 
         return from_extractor, {"extractor": extractor.name, "feature": feature,
                                 "weights_sha256": extractor.weights_sha256}
-    if spec.target in ENCODERS:
-        if "feature" in spec.options:
-            raise GenbenchError(f"--features {spec.text}: encoder {spec.target} gives tokens only; "
-                                "drop feature=")
-        encoder = build_encoder(spec.target, resolution, weights).eval().to(device)
+    if "feature" in spec.options:
+        raise GenbenchError(f"--features {spec.text}: encoder {spec.target} gives tokens only; drop feature=")
+    encoder = build_encoder(spec.target, resolution, weights).eval().to(device)
 
-        @torch.no_grad()
-        def from_encoder(images: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"tokens": encoder(images.to(device)).float().mean(dim=1)}
+    @torch.no_grad()
+    def from_encoder(images: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"tokens": encoder(images.to(device)).float().mean(dim=1)}
 
-        return from_encoder, {"encoder": spec.target}
-    raise GenbenchError(f"--features {spec.text}: unknown encoder '{spec.target}'; registered extractors "
-                        f"{', '.join(sorted(EXTRACTORS))}, encoders {', '.join(sorted(ENCODERS))}")
+    return from_encoder, {"encoder": spec.target}
 
 
 def build_features(spec: FeatureSpec, resolution: int, layers: str | None = None, seed: int = 0,

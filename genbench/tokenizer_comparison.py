@@ -385,7 +385,7 @@ def compare_tokenizers(specs: Sequence[str], source: SampleSource, labels: np.nd
     """One row per tokenizer (module doc); the originals' reference statistics are extracted once. Under
     torchrun every rank does its share of the work and rank 0 alone returns the table (others None)."""
     import genbench
-    from genbench.extractors import build_extractor
+    from genbench.backbones import build_extractor
 
     settings = settings or CompareSettings()
     tokenizers = [load_tokenizer(spec) for spec in specs]  # every spec fails before any work starts

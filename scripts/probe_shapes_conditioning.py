@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import genbench  # noqa: F401  (torchvision shim)
-from genbench.extractors import build_extractor
+from genbench.backbones import build_extractor
 from genbench.models.official import load_official_vae
 from genbench.pixels import to_uint8
 from genbench.sampling.generate import SampleSettings, sample_batch

@@ -23,7 +23,7 @@ from genbench.metrics.image_quality import ssim
 from safetensors.torch import load_file, save_file
 
 import genbench  # noqa: F401  (torchvision shim)
-from genbench.extractors import build_extractor
+from genbench.backbones import build_extractor
 from genbench.models.tokenizer_adapters import encode_mean
 from genbench.models.vae import AutoencoderKL
 from genbench.tokenizer_comparison import decode_uint8

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 import genbench  # noqa: F401
+from genbench.backbones import build_extractor
 from genbench.evaluate import build_reference
-from genbench.extractors import build_extractor
 from genbench.sources import open_source
 from genbench.worlds.shapes import ShapesWorld
 

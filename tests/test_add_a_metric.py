@@ -12,8 +12,8 @@ from conftest import run_main
 from genbench.metrics.registry import METRICS, register
 from genbench.metrics.spec import Column, Direction, FeatureSide, MetricOptions, MetricSpec, Tolerance
 
+from genbench.backbones import build_extractor
 from genbench.check import compare, parse_tolerances
-from genbench.extractors import build_extractor
 from genbench.leaderboard import append_row, metric_direction, read_board, render, results_row, sort_board
 from genbench.results import write_results
 

@@ -77,7 +77,7 @@ def test_real_inception_finds_the_cat_in_chelsea():
     classes 281-285 (tabby, tiger cat, Persian, Siamese, Egyptian cat) through the class map."""
     from skimage import data
 
-    from genbench.extractors import build_extractor
+    from genbench.backbones import build_extractor
 
     try:
         extractor = build_extractor("inception").eval()
@@ -96,7 +96,7 @@ def test_real_inception_finds_the_cat_in_chelsea():
 def world_samples(tmp_path_factory):
     """48 shapes-world images with their labels, 12 of them relabelled to a wrong class, as an ADM npz; and
     the hand-computed class_acc: numpy argmax of the shapes extractor's logits against the stored labels."""
-    from genbench.extractors import build_extractor
+    from genbench.backbones import build_extractor
     from genbench.worlds.shapes import ShapesWorld
 
     images, labels, _ = ShapesWorld(32).sample(48, seed=3)

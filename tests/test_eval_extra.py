@@ -12,9 +12,9 @@ from conftest import run_main
 from genbench.metrics.spec import MetricOptions
 from test_extractors_extra import clip_folder, dinov2_folder  # noqa: F401  (fixtures)
 
+from genbench.backbones import build_extractor
 from genbench.errors import GenbenchError
 from genbench.evaluate import build_reference, evaluate, plan_metrics
-from genbench.extractors import build_extractor
 from genbench.reference import ReferenceStats
 from genbench.sources import open_source
 

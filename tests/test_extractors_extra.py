@@ -12,13 +12,12 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import Dinov2Config, Dinov2Model
 
+from genbench.backbones import build_extractor
 from genbench.errors import GenbenchError
-from genbench.extractors import build_extractor
 from genbench.extractors.clip import weights_spec
-from genbench.extractors.dinov2 import DINOV2_WEIGHTS, INPUT_SIZE
+from genbench.extractors.dinov2 import DINOV2_WEIGHTS, IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
 from genbench.fetch import registered_file
 from genbench.io import sha256_file
-from genbench.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 TINY_CLIP = {
     "embed_dim": 16, "quick_gelu": True,

@@ -130,7 +130,7 @@ def test_vae_rejects_widths_not_divisible_by_groups():
 def test_dinov2_encoder_patch_tokens_and_preprocessing(tmp_path):
     from transformers import Dinov2Config, Dinov2Model
 
-    from genbench.models.encoders import build_encoder
+    from genbench.backbones import build_encoder
 
     torch.manual_seed(0)
     config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -152,21 +152,36 @@ def test_dinov2_encoder_patch_tokens_and_preprocessing(tmp_path):
     assert torch.allclose(encoder(images.float() / 255), tokens, atol=1e-5)  # [0, 1] floats accepted
 
 
-def test_missing_dinov2_weights_name_the_download(tmp_path):
-    from genbench.errors import GenbenchError
-    from genbench.models.encoders import build_encoder
+def test_dinov2_encoder_weights_come_through_the_fetcher(tmp_path, monkeypatch):
+    """Without a path the encoder reads the registered file `dinov2-base` from the cache (offline here: a
+    copy put there by hand, whose digest is then recorded) and the config.json beside it."""
+    from transformers import Dinov2Config, Dinov2Model
 
+    from genbench.backbones import build_encoder
+    from genbench.errors import GenbenchError
+    from genbench.fetch import read_record, registered_file
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path))
+    with pytest.raises(GenbenchError, match="facebook/dinov2-base/resolve/main/model.safetensors"):
+        build_encoder("dinov2-vit-b", resolution=64)
     with pytest.raises(GenbenchError, match="facebook/dinov2-base"):
         build_encoder("dinov2-vit-b", resolution=256, weights=tmp_path / "nothing")
+    torch.manual_seed(0)
+    config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                          patch_size=14, image_size=56)
+    Dinov2Model(config).save_pretrained(tmp_path / "dinov2-base")
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    cached = build_encoder("dinov2-vit-b", resolution=64)
+    assert read_record(registered_file("dinov2-base")) is not None
+    given = build_encoder("dinov2-vit-b", resolution=64, weights=tmp_path / "dinov2-base")
+    assert torch.equal(cached(images), given(images))
 
 
-def test_tiny_encoder_grid_and_registry():
-    from genbench.models.encoders import ENCODERS, build_encoder, register_encoder
+def test_tiny_encoder_grid_and_no_weights(tmp_path):
+    from genbench.backbones import build_encoder
+    from genbench.errors import GenbenchError
 
     encoder = build_encoder("tiny", resolution=32, grid=4, z_dim=16)
     assert encoder(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)).shape == (2, 16, 16)
-    register_encoder("test-custom", lambda resolution, weights=None: encoder)
-    try:
-        assert build_encoder("test-custom", resolution=32) is encoder
-    finally:
-        del ENCODERS["test-custom"]
+    with pytest.raises(GenbenchError, match="random and reads no weights"):
+        build_encoder("tiny", resolution=32, weights=tmp_path / "tiny.pt")

@@ -114,8 +114,7 @@ def test_vae_features_are_the_posterior_means_flattened_or_pooled(tmp_path, shap
 
 
 def test_encoder_sources_give_extractor_features_and_pooled_encoder_tokens(shapes_npz):
-    from genbench.extractors import build_extractor
-    from genbench.models.encoders import build_encoder
+    from genbench.backbones import build_encoder, build_extractor
 
     _, images, _ = shapes_npz
     logits, provenance = build_features(parse_feature_spec("encoder:shapes:feature=logits"), 32)

@@ -13,8 +13,8 @@ from conftest import run_main
 from test_eval_extra import brute_fd
 from test_extractors_extra import dinov2_folder  # noqa: F401  (fixture)
 
+from genbench.backbones import build_extractor
 from genbench.errors import GenbenchError
-from genbench.extractors import build_extractor
 from genbench.reference import ReferenceStats
 from genbench.reference_sets import read_edm2_reference, reference_paths
 from genbench.worlds.shapes import ShapesWorld

@@ -128,15 +128,15 @@ def test_fid_separates_the_world_from_corrupted_versions(extractor):
 
 
 def test_registry_builds_the_shapes_extractor():
-    from genbench.extractors import EXTRACTORS, build_extractor
+    from genbench.backbones import BACKBONES, build_extractor
 
-    assert "shapes" in EXTRACTORS
+    assert BACKBONES["shapes"].features == ("pool", "logits", "spatial")
     built = build_extractor("shapes")
     assert built.name == "shapes" and built.weights_sha256 == WEIGHTS_SHA256
 
 
 def test_shapes_network_is_the_worlds_repa_encoder():
-    from genbench.models.encoders import build_encoder
+    from genbench.backbones import build_encoder
     from genbench.worlds import ShapesWorld
 
     images, _, _ = ShapesWorld(32).sample(3, seed=0)

@@ -12,8 +12,8 @@ from conftest import run_main
 from scipy import linalg
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from genbench.backbones import build_extractor
 from genbench.errors import GenbenchError
-from genbench.extractors import build_extractor
 from genbench.leaderboard import read_board, render
 from genbench.models import build_sit, build_vae
 from genbench.probe import probe_scores, split_indices

@@ -42,9 +42,9 @@ def clip_score_command(
     device: str = typer.Option("auto", help="auto (cuda when available) | cpu | cuda[:N]."),
 ) -> None:
     """CLIP score, 100 * max(cos(image, prompt), 0), per prompt (mean of its images) and over all pairs."""
+    from genbench.backbones import build_extractor, check_extractor_name
     from genbench.clip_scoring import geneval_pairs, pairs_file, per_prompt, score_pairs
     from genbench.distributed import local_device
-    from genbench.extractors import build_extractor, check_extractor_name
     from genbench.results import write_results
 
     check_output(out)

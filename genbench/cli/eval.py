@@ -8,12 +8,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from genbench.backbones import build_extractor, check_extractor_name
 from genbench.cli.app import app
 from genbench.cli.progress import progress_bar
 from genbench.distributed import init_distributed, local_device
 from genbench.errors import GenbenchError
 from genbench.evaluate import evaluate, plan_metrics
-from genbench.extractors import build_extractor, check_extractor_name
 from genbench.grid import grid_path, write_grid
 from genbench.io import check_output
 from genbench.metrics.kid import KID_SEED, KID_SUBSETS

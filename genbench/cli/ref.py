@@ -9,11 +9,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from genbench.backbones import build_extractor
 from genbench.cli.app import app, err_console
 from genbench.cli.progress import progress_bar
 from genbench.distributed import init_distributed, local_device
 from genbench.evaluate import build_reference
-from genbench.extractors import build_extractor
 from genbench.io import check_output
 from genbench.reference import registered_reference_sets
 from genbench.reference_sets import fetch_reference_set, record_path, reference_dir

@@ -107,8 +107,8 @@ class ShapesFeatures(nn.Module):
 
 
 class ShapesEncoder(nn.Module):
-    """The same network as a REPA representation encoder (genbench.models.encoders interface):
-    forward(images) -> tokens [N, grid^2, z_dim]; choose grid = the SiT's token grid."""
+    """The same network as a REPA target (genbench.backbones' interface): forward(images) -> tokens
+    [N, grid^2, z_dim]; choose grid = the SiT's token grid."""
 
     def __init__(self, features: ShapesFeatures, grid: int):
         super().__init__()
@@ -120,7 +120,7 @@ class ShapesEncoder(nn.Module):
 
 
 def build_shapes_encoder(resolution: int, weights: str | Path | None = None, grid: int = 4) -> ShapesEncoder:
-    """Encoder builder for genbench.models.encoders.register_encoder("shapes", build_shapes_encoder)."""
+    """The REPA target view of backbone `shapes` (genbench.backbones)."""
     if resolution != RESOLUTION:
         raise GenbenchError(f"shapes encoder: resolution {resolution}; the shapes network reads {RESOLUTION}")
     return ShapesEncoder(ShapesFeatures.from_weights(weights), grid)

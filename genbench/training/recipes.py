@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genbench.backbones import build_encoder
 from genbench.distributed import gather_objects, init_distributed
 from genbench.errors import GenbenchError
 from genbench.io import atomic_write, write_text_atomic
-from genbench.models.encoders import build_encoder
 from genbench.models.official import (
     build_sit_from_config,
     build_vae_from_config,
