@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from genbench.errors import GenbenchError
+from genbench.models.checkpoints import latest_checkpoint
 from genbench.training.data import ImageDataset
-from genbench.training.recipes import PRESETS, TrainConfig, Trainer, latest_checkpoint, train
+from genbench.training.recipes import PRESETS, TrainConfig, Trainer, train
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,7 @@ def test_cached_latents_match_online_encoding(dataset):
 
 
 def test_checkpoint_loads_for_sampling(tmp_path, dataset):
-    from genbench.models.official import load_model_checkpoint
+    from genbench.models.checkpoints import load_model_checkpoint
 
     torch.manual_seed(0)
     trainer = Trainer(tiny_config("repae", steps=1), dataset)

@@ -2,8 +2,8 @@
 (end-to-end VAE + SiT, REPA-E's train_repae.py).
 
 One `Trainer` holds every module, optimiser and the step; `train_step()` runs one iteration of the recipe
-and `save` / `Trainer.resume` write and read a checkpoint from which training continues exactly (the batch
-stream is a function of the step, and the global RNG state is saved).
+and `save` / `Trainer.resume` write and read a checkpoint (genbench/models/checkpoints.py) from which
+training continues exactly (the batch stream is a function of the step, and the global RNG state is saved).
 
 REPA-E per step, in this order: encoder tokens of the clean images; VAE forward; VAE update with
 L_REG + 1.5 REPA loss through the frozen SiT in eval mode (stopping after the projector); discriminator
@@ -27,17 +27,18 @@ import torch.distributed as dist
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write, write_text_atomic
-from genbench.models.encoders import build_encoder
-from genbench.models.official import (
+from genbench.io import write_text_atomic
+from genbench.models.checkpoints import (
     build_sit_from_config,
     build_vae_from_config,
-    checkpoint_config,
-    load_official_vae,
+    checkpoint_path,
+    latest_checkpoint,
     load_state_strict,
-    read_latents_stats,
-    strip_wrappers,
+    read_training_checkpoint,
+    write_checkpoint,
 )
+from genbench.models.encoders import build_encoder
+from genbench.models.official import load_official_vae, read_latents_stats, strip_wrappers
 from genbench.models.sit import SiT
 from genbench.models.vae import DiagonalGaussian
 from genbench.sources import read_checkpoint
@@ -492,22 +493,16 @@ class Trainer:
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint atomically (temp file, then os.replace); rank 0 only."""
-        path = Path(path)
         state = self.state_dict()
         if self.rank == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        return path
+            write_checkpoint(state, path)
+        return Path(path)
 
     @classmethod
     def resume(cls, path: str | Path, dataset: ImageDataset, device: str | torch.device = "cpu") -> Trainer:
         """Rebuild from a checkpoint's config and continue exactly where it stopped."""
-        state = read_checkpoint(path)
-        if "config" not in state or not isinstance(state.get("optimizers"), dict):
-            raise GenbenchError(f"{path}: not a genbench training checkpoint; start without --resume")
-        config = TrainConfig.from_checkpoint(checkpoint_config(state, path), str(path))
+        state, values = read_training_checkpoint(path)
+        config = TrainConfig.from_checkpoint(values, str(path))
         saved, given = state.get("data"), dataset_fingerprint(dataset)
         if saved is not None and saved != given:  # checkpoints before the fingerprint carry none
             raise GenbenchError(f"--data {dataset.source}: is not the data {path} was trained on (saved "
@@ -541,28 +536,6 @@ def load_pretrained_discriminator(discriminator: nn.Module, path: str | Path) ->
                             f"disc_layers {discriminator.n_layers} ({shown}); set disc_ndf / disc_layers "
                             "to the checkpoint's")
     discriminator.load_state_dict(state, strict=True)
-
-
-def checkpoint_path(out_dir: str | Path, step: int) -> Path:
-    return Path(out_dir) / "checkpoints" / f"{step:07d}.pt"
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    checkpoints = sorted((Path(out_dir) / "checkpoints").glob("*.pt"))
-    return checkpoints[-1] if checkpoints else None
-
-
-def export_slim_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
-    """The last checkpoint of a run reduced to what sampling reads ({ema, vae, config, step}), written
-    atomically; returns `path`."""
-    last = latest_checkpoint(run_dir)
-    if last is None:
-        raise GenbenchError(f"{run_dir}: no checkpoints/*.pt to export; train first")
-    state = read_checkpoint(last)
-    path = Path(path)
-    with atomic_write(path, suffix=".pt") as tmp:
-        torch.save({key: state[key] for key in ("ema", "vae", "config", "step")}, tmp)
-    return path
 
 
 def _describe_data(fingerprint: object) -> str:
