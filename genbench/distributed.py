@@ -99,3 +99,25 @@ def barrier() -> None:
     """Wait for every rank; a no-op in one process."""
     if is_distributed():
         dist.barrier()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes; the gradient of each process's input is the sum of all processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of every rank's `tensor`, differentiable (synchronised BatchNorm statistics); in one process
+    the tensor itself."""
+    return _AllReduceSum.apply(tensor) if is_distributed() else tensor

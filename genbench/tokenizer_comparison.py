@@ -105,7 +105,7 @@ class LPIPS(nn.Module):
 
     def __init__(self, trunk_state: dict[str, torch.Tensor], lin_state: dict[str, torch.Tensor], source: str):
         super().__init__()
-        from genbench.models.official import load_state_strict
+        from genbench.models.checkpoints import load_state_strict
 
         self.trunk = vgg16_trunk()
         trunk = {key.removeprefix("features."): value for key, value in trunk_state.items()

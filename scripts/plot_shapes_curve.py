@@ -39,7 +39,7 @@ def read_curves(eval_dir: Path, metric: str) -> dict[str, list[tuple[int, float]
 @torch.no_grad()
 def latent_scale_curve(run_dir: Path, num: int = 256) -> list[dict]:
     """[{step, latent_std, bn_std}] for each checkpoint of a REPA-E run (see the module docstring)."""
-    from genbench.models.official import load_model_checkpoint
+    from genbench.models.checkpoints import load_model_checkpoint
     from genbench.models.tokenizer_adapters import encode_mean
     from genbench.worlds import ShapesWorld
 

@@ -82,7 +82,7 @@ def main() -> None:
     vae = AutoencoderKL(**tokenizer_config(args))
     started = time.time()
     if args.checkpoint is not None:  # measure the VAE of a genbench checkpoint (e.g. an older demo)
-        from genbench.models.official import load_model_checkpoint
+        from genbench.models.checkpoints import load_model_checkpoint
 
         vae = load_model_checkpoint(args.checkpoint).vae
     elif args.save is not None and args.save.exists():  # evaluate a VAE this script trained before

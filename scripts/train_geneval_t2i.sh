@@ -19,6 +19,6 @@ if [ ! -f "$OUT/captions.npz" ]; then
   python -c "from genbench.geneval.t2i import write_caption_set; write_caption_set('$OUT/captions.npz', 6000, seed=1)"
 fi
 genbench train --recipe sit --preset t2i-shapes --data "$OUT/captions.npz" --out "$OUT/run" --steps "$STEPS"
-python -c "from genbench.training.recipes import export_slim_checkpoint; export_slim_checkpoint('$OUT/run', '$DEST')"
+python -c "from genbench.models.checkpoints import export_slim_checkpoint; export_slim_checkpoint('$OUT/run', '$DEST')"
 sha256sum "$DEST"
 echo "train_geneval_t2i: $((SECONDS - start)) s"

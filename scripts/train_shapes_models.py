@@ -28,10 +28,11 @@ import torch
 from safetensors.torch import save_file
 
 import genbench  # noqa: F401  (torchvision shim)
-from genbench.models.official import build_vae_from_config, load_official_vae
+from genbench.models.checkpoints import build_vae_from_config, export_slim_checkpoint
+from genbench.models.official import load_official_vae
 from genbench.training.data import ImageDataset
 from genbench.training.losses import NLayerDiscriminator
-from genbench.training.recipes import RECIPES, TrainConfig, Trainer, export_slim_checkpoint, train
+from genbench.training.recipes import RECIPES, TrainConfig, Trainer, train
 from genbench.training.tokenizer_pretraining import latents_stats, pretrain_discriminator, pretrain_vae
 from genbench.worlds import ShapesWorld
 from genbench.worlds.perceptual import load_shapes_perceptual

@@ -13,7 +13,7 @@ from conftest import run_main
 
 from genbench.errors import GenbenchError
 from genbench.leaderboard import metric_direction, read_board
-from genbench.models.official import load_model_checkpoint
+from genbench.models.checkpoints import load_model_checkpoint
 from genbench.reference import ReferenceStats
 from genbench.results import load_results
 from genbench.sources import read_checkpoint

@@ -65,7 +65,7 @@ def test_spec_parsing_keeps_colons_in_the_target_and_refuses_unknown_options():
 
 
 def test_sit_features_equal_a_hand_run_forward_at_the_noise_level(checkpoint, shapes_npz):
-    from genbench.models.official import load_model_checkpoint
+    from genbench.models.checkpoints import load_model_checkpoint
     from genbench.sampling.generate import per_sample_randn, sample_generators
 
     _, images, _ = shapes_npz

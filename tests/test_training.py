@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from genbench.errors import GenbenchError
+from genbench.models.checkpoints import latest_checkpoint
 from genbench.training.data import ImageDataset
-from genbench.training.recipes import PRESETS, TrainConfig, Trainer, latest_checkpoint, train
+from genbench.training.recipes import PRESETS, TrainConfig, Trainer, resolve, train
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,27 @@ def test_bad_config_is_readable_error(dataset):
         TrainConfig.from_dict({"recipe": "repae", "learning_rate": 1})
     with pytest.raises(GenbenchError, match="tokens"):
         Trainer(tiny_config("repa", encoder={"name": "tiny", "grid": 8}), dataset)
+    with pytest.raises(GenbenchError, match="tokens of width 16 but the SiT's z_dim is 8"):
+        Trainer(tiny_config("repa", sit={"name": "SiT-T/2", "z_dim": 8}), dataset)
+
+
+def test_config_is_resolved_before_building_and_saved_with_the_run(tmp_path, dataset):
+    config = tiny_config("repae")
+    assert config.num_classes is None and config.latent_norm is None  # the data's and the recipe's
+    resolved = resolve(config, dataset)
+    assert (resolved.num_classes, resolved.latent_norm) == (4, "batchnorm")
+    assert resolved.sit == {"name": "SiT-T/2", "input_size": 8, "in_channels": 4, "num_classes": 4,
+                            "class_dropout_prob": 0.1, "latent_norm": "batchnorm", "latent_scale": 0.18215,
+                            "z_dim": 16}  # tiny-f4d4: 8 x 8 x 4 latents; the tiny encoder's 16-wide tokens
+    assert resolve(resolved, dataset) == resolved
+    assert TrainConfig.from_checkpoint(json.loads(resolved.to_json()), "saved") == resolved
+    sit = resolve(tiny_config("sit", encoder={"name": "tiny"}, cache_latents=True), dataset)
+    assert sit.encoder is None and sit.sit["z_dim"] == 0 and sit.cache_latents  # sit uses no encoder
+    assert not resolve(tiny_config("repae", cache_latents=True), dataset).cache_latents  # the VAE trains
+    trainer = Trainer(config, dataset)
+    assert trainer.config == resolved and config == tiny_config("repae")  # building changed nothing
+    train(trainer, 1, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(resolved.to_json())
 
 
 def test_repae_gradient_isolation(dataset):
@@ -139,7 +161,7 @@ def fixed_batch_loss(trainer: Trainer, dataset: ImageDataset) -> float:
         eps = torch.randn(z.shape, generator=generator)
         v, target, projected = trainer.objective(z, t, eps, labels)
         tokens = trainer.encoder(images) if trainer.encoder is not None else None
-        loss, _ = trainer._sit_loss(v, target, projected, tokens)
+        loss, _ = trainer.sit_loss(v, target, projected, tokens)
     return loss.item()
 
 
@@ -199,7 +221,7 @@ def test_cached_latents_match_online_encoding(dataset):
 
 
 def test_checkpoint_loads_for_sampling(tmp_path, dataset):
-    from genbench.models.official import load_model_checkpoint
+    from genbench.models.checkpoints import load_model_checkpoint
 
     torch.manual_seed(0)
     trainer = Trainer(tiny_config("repae", steps=1), dataset)

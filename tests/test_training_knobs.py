@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from genbench.errors import GenbenchError
+from genbench.models.checkpoints import latest_checkpoint
 from genbench.training.data import ImageDataset
 from genbench.training.losses import NLayerDiscriminator
-from genbench.training.recipes import PRESETS, TrainConfig, Trainer, latest_checkpoint, train
+from genbench.training.recipes import PRESETS, TrainConfig, Trainer, train
 
 
 @pytest.fixture(scope="module")

@@ -50,9 +50,10 @@ def train(
     """Train SiT (vanilla), REPA or REPA-E; checkpoints load with `genbench sample --model`."""
     from genbench.distributed import local_device
     from genbench.io import check_output
+    from genbench.models.checkpoints import latest_checkpoint
     from genbench.training.data import ImageDataset
     from genbench.training.ema import short_run_warning
-    from genbench.training.recipes import TrainConfig, Trainer, latest_checkpoint
+    from genbench.training.recipes import TrainConfig, Trainer
 
     check_output(out, folder=True)
     device = local_device(device)
@@ -96,7 +97,7 @@ def train(
 
 
 def _dataset(data: Path, checkpoint: Path):
-    from genbench.models.official import checkpoint_config
+    from genbench.models.checkpoints import checkpoint_config
     from genbench.sources import read_checkpoint
     from genbench.training.data import ImageDataset
 

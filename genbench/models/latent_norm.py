@@ -13,8 +13,9 @@ Two kinds share one interface, `normalize(z_vae) -> z_sit` and `denormalize(z_si
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
+
+from genbench.distributed import all_reduce_sum, is_distributed
 
 SD_VAE_SCALE = 0.18215
 
@@ -31,8 +32,7 @@ class LatentBatchNorm(nn.BatchNorm2d):
         self.sync = False
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if not (self.training and self.sync and distributed):
+        if not (self.training and self.sync and is_distributed()):
             return super().forward(z)
         return self._global_batch_norm(z)
 
@@ -42,7 +42,7 @@ class LatentBatchNorm(nn.BatchNorm2d):
         channels, x = z.shape[1], z.float()
         local = torch.cat([x.sum(dim=(0, 2, 3)), x.pow(2).sum(dim=(0, 2, 3)),
                            x.new_tensor([x.numel() / channels])])
-        total = _AllReduceSum.apply(local)
+        total = all_reduce_sum(local)
         count = total[-1]
         mean = total[:channels] / count
         var = total[channels: 2 * channels] / count - mean.pow(2)
@@ -76,22 +76,6 @@ class LatentBatchNorm(nn.BatchNorm2d):
         """The running stats in REPA-E's file format ({latents_scale, latents_bias}, each [1, C, 1, 1])."""
         return {"latents_scale": self.running_var.rsqrt().view(1, -1, 1, 1).clone(),
                 "latents_bias": self.running_mean.view(1, -1, 1, 1).clone()}
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over processes; the gradient of each process's input is the sum of all processes' gradients."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        tensor = tensor.clone()
-        dist.all_reduce(tensor)
-        return tensor
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
 
 
 class FixedScale(nn.Module):

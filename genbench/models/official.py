@@ -1,4 +1,5 @@
-"""Loading official checkpoints (and genbench's own) into genbench's models, by explicit key maps.
+"""Loading official checkpoints into genbench's models, by explicit key maps, and `load_model`, the one
+`--model` loader (genbench's own checkpoint format: genbench/models/checkpoints.py).
 
 Formats handled (all read with `torch.load(weights_only=True)` or safetensors):
 
@@ -23,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from genbench.errors import GenbenchError
+from genbench.models.checkpoints import LoadedModel, load_model_checkpoint, load_state_strict
 from genbench.models.sit import SiT, build_sit
 from genbench.models.vae import AutoencoderKL, build_vae
-from genbench.sources import parse_json, read_checkpoint
+from genbench.sources import read_checkpoint
 from genbench.worlds.demo import demo_recipe, resolve_demo_model
 
 # The publishers' pages of the official files, for error messages. The files themselves are registered in
@@ -45,16 +46,6 @@ OFFICIAL_SOURCES = {
     "sd-vae-ft-ema": "https://huggingface.co/stabilityai/sd-vae-ft-ema",
     "sd-vae-ft-mse": "https://huggingface.co/stabilityai/sd-vae-ft-mse",
 }
-
-
-def checkpoint_config(checkpoint: dict, path: str | Path) -> dict:
-    """The JSON config a `genbench train` checkpoint carries under "config", as a dict."""
-    fix = "the checkpoint is damaged or not written by `genbench train`"
-    text = checkpoint.get("config")
-    if not isinstance(text, str):
-        raise GenbenchError(f"{path}: 'config' is {type(text).__name__ if text is not None else 'missing'}, "
-                            f"not the JSON text genbench train writes; {fix}")
-    return parse_json(text, f"{path} (config)", dict, fix)
 
 
 def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -124,18 +115,6 @@ def vae_state_from_official(state: dict[str, torch.Tensor], num_levels: int) -> 
     return state
 
 
-def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """`load_state_dict(strict=True)` with a readable GenbenchError naming the file."""
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise GenbenchError(f"{source}: holds a {type(state).__name__} where a state dict of tensors "
-                            "belongs; the checkpoint is damaged or of another kind")
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise GenbenchError(f"{source}: weights do not match the model config ({str(error)[:400]}); "
-                            "check the --model/--vae preset matches the checkpoint") from error
-
-
 def load_official_sit(path: str | Path, config: str, use_ema: bool = True, **overrides) -> SiT:
     """Build `build_sit(config, **overrides)` and load an official SiT checkpoint into it, strictly."""
     model = build_sit(config, **overrides)
@@ -157,21 +136,6 @@ def read_latents_stats(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     if not {"latents_scale", "latents_bias"} <= set(stats):
         raise GenbenchError(f"{path}: not a latents-stats file (needs latents_scale and latents_bias)")
     return stats["latents_scale"], stats["latents_bias"]
-
-
-#################################################################################
-#                          genbench training checkpoints                         #
-#################################################################################
-
-@dataclass
-class LoadedModel:
-    """A checkpoint ready to sample from: SiT (EMA weights, eval mode), its VAE or None, the JSON config,
-    and the checkpoint file it came from (when loaded by `load_model`)."""
-
-    sit: SiT
-    vae: AutoencoderKL | None
-    config: dict
-    path: Path | None = None
 
 
 # Official models: how to build the SiT (registry name + overrides) and which VAE preset decodes its latents.
@@ -224,41 +188,6 @@ def load_official_model(name: str, sit_path: str | Path, vae_path: str | Path | 
     config = {"official": name, "sit": {**spec["sit"], **(sit_overrides or {})},
               "vae": {"preset": spec["vae"], **(vae_overrides or {})}}
     return LoadedModel(sit.eval(), vae.eval(), config)
-
-
-def build_sit_from_config(config: dict) -> SiT:
-    """config["sit"] = {"name": registry name, **overrides} -> fresh SiT."""
-    sit_config = dict(config["sit"])
-    return build_sit(sit_config.pop("name"), **sit_config)
-
-
-def build_vae_from_config(config: dict) -> AutoencoderKL | None:
-    """config["vae"] = {"preset": name, **overrides} or None -> fresh VAE."""
-    if not config.get("vae"):
-        return None
-    vae_config = dict(config["vae"])
-    return build_vae(vae_config.pop("preset"), **vae_config)
-
-
-def load_model_checkpoint(path: str | Path, use_ema: bool = True) -> LoadedModel:
-    """Load a `genbench train` checkpoint ({model, ema, vae, config, ...}) for sampling."""
-    checkpoint = read_checkpoint(path)
-    if "config" not in checkpoint:
-        raise GenbenchError(f"{path}: not a genbench training checkpoint (no 'config'); for official "
-                            "checkpoints use load_official_sit with a config name")
-    config = checkpoint_config(checkpoint, path)
-    try:
-        sit, vae = build_sit_from_config(config), build_vae_from_config(config)
-    except GenbenchError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise GenbenchError(f"{path}: its config cannot build a model ({type(error).__name__}: {error}); the "
-                            "checkpoint is damaged or from an incompatible genbench") from error
-    load_state_strict(sit, checkpoint.get("ema" if use_ema else "model"), path)
-    if vae is not None:
-        load_state_strict(vae, checkpoint.get("vae"), path)
-        vae.eval()
-    return LoadedModel(sit.eval(), vae, config)
 
 
 #################################################################################

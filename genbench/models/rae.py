@@ -361,7 +361,7 @@ def build_rae(kind: str, encoder_model: nn.Module, input_size: int, decoder_conf
               image_mean: tuple[float, ...] | None = None, image_std: tuple[float, ...] | None = None,
               noise_tau: float = 0.0) -> RepresentationAutoencoder:
     """Assemble an RAE; `decoder_state` in the release's key names is loaded strictly."""
-    from genbench.models.official import load_state_strict
+    from genbench.models.checkpoints import load_state_strict
 
     encoder = RepresentationEncoder(kind, encoder_model, input_size, image_mean, image_std)
     decoder = RAEDecoder(encoder.width, decoder_config, encoder.grid)

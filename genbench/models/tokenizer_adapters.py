@@ -256,7 +256,7 @@ def load_diffusers_tokenizer(path: str | Path, latents_stats: str | Path | None 
                 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
                 state = convert_ldm_vae_checkpoint(state, vae.config)
-            from genbench.models.official import load_state_strict
+            from genbench.models.checkpoints import load_state_strict
 
             load_state_strict(vae, state, path)
     except (OSError, ValueError) as error:

@@ -1,9 +1,11 @@
-"""The three training recipes: `sit` (vanilla SiT on a frozen VAE), `repa` (+ REPA alignment) and `repae`
-(end-to-end VAE + SiT, REPA-E's train_repae.py).
+"""The training recipes, registered in RECIPES: `sit` (vanilla SiT on a frozen VAE), `repa` (+ REPA
+alignment) and `repae` (end-to-end VAE + SiT, REPA-E's train_repae.py); `register_recipe` adds one.
 
+A run is a `TrainConfig` (preset or --config file, then flags) that `resolve` completes against the data
+before anything is built; `build_models` builds the networks from the resolved config without changing it.
 One `Trainer` holds every module, optimiser and the step; `train_step()` runs one iteration of the recipe
-and `save` / `Trainer.resume` write and read a checkpoint from which training continues exactly (the batch
-stream is a function of the step, and the global RNG state is saved).
+and `save` / `Trainer.resume` write and read a checkpoint (genbench/models/checkpoints.py) from which
+training continues exactly (the batch stream is a function of the step, and the global RNG state is saved).
 
 REPA-E per step, in this order: encoder tokens of the clean images; VAE forward; VAE update with
 L_REG + 1.5 REPA loss through the frozen SiT in eval mode (stopping after the projector); discriminator
@@ -16,11 +18,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -28,16 +30,17 @@ from torch import nn
 from genbench.backbones import build_encoder
 from genbench.distributed import gather_objects, init_distributed
 from genbench.errors import GenbenchError
-from genbench.io import atomic_write, write_text_atomic
-from genbench.models.official import (
+from genbench.io import write_text_atomic
+from genbench.models.checkpoints import (
     build_sit_from_config,
     build_vae_from_config,
-    checkpoint_config,
-    load_official_vae,
+    checkpoint_path,
+    latest_checkpoint,
     load_state_strict,
-    read_latents_stats,
-    strip_wrappers,
+    read_training_checkpoint,
+    write_checkpoint,
 )
+from genbench.models.official import load_official_vae, read_latents_stats, strip_wrappers
 from genbench.models.sit import SiT
 from genbench.models.vae import DiagonalGaussian
 from genbench.pixels import to_signed_range
@@ -54,19 +57,52 @@ from genbench.training.losses import (
     build_lpips,
 )
 
-RECIPES = ("sit", "repa", "repae")
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A training recipe: `step(trainer, batch) -> logs` runs one iteration (the trainer then updates the
+    EMA and the step count); `encoder`: it needs REPA's alignment target; `trains_vae`: it tunes the VAE end
+    to end (VAE and discriminator optimisers, no latent cache); `latent_norm`: its default ("batchnorm" |
+    "scale" | "none") where the config leaves it None. Registered in RECIPES by `register_recipe`."""
+
+    name: str
+    step: Callable[[Trainer, Batch], dict[str, float]]
+    encoder: bool = False
+    trains_vae: bool = False
+    latent_norm: str = "scale"
 
 
-@dataclass
+RECIPES: dict[str, RecipeSpec] = {}  # sit, repa, repae: registered below Trainer, whose steps they name
+
+
+def register_recipe(spec: RecipeSpec) -> RecipeSpec:
+    """Add a recipe to RECIPES; its name must be new."""
+    if spec.name in RECIPES:
+        raise ValueError(f"recipe '{spec.name}' is registered already")
+    RECIPES[spec.name] = spec
+    return spec
+
+
+def recipe_spec(name: str, source: str = "config") -> RecipeSpec:
+    """The registered recipe called `name`; a GenbenchError naming the registered ones otherwise."""
+    if name not in RECIPES:
+        raise GenbenchError(f"{source}: recipe {name!r}; use one of {tuple(RECIPES)}")
+    return RECIPES[name]
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs; saved (JSON) in every checkpoint. Defaults are REPA-E's ImageNet-256 recipe."""
+    """Everything a run needs; saved (JSON) with the run and in every checkpoint. Defaults are REPA-E's
+    ImageNet-256 recipe. Fields left None, "the recipe's" or "the data's", are filled in by `resolve`; the
+    trainer only runs resolved configs, so what a run saved is what it ran. "sit", "vae" and "encoder" are
+    the JSON parts of the networks ({"name" | "preset": registry name, **builder options})."""
 
     recipe: str = "repae"
     sit: dict = field(default_factory=lambda: {"name": "SiT-XL/2"})  # registry name + overrides
     vae: dict | None = field(default_factory=lambda: {"preset": "f8d4"})
     vae_weights: str | None = None  # REPA-E .pt or diffusers safetensors; None = random init
     latents_stats: str | None = None  # REPA-E <vae>-latents-stats.pt for the latent BatchNorm
-    latent_norm: str | None = None  # "batchnorm" | "scale" | "none"; None: batchnorm (repae), else scale
+    latent_norm: str | None = None  # "batchnorm" | "scale" | "none"; None: the recipe's (RecipeSpec)
     latent_scale: float = 0.18215
     encoder: dict | None = field(default_factory=lambda: {"name": "dinov2-vit-b"})  # name, weights, kwargs
     resolution: int = 256
@@ -109,19 +145,17 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
+        """A config from JSON-like values (a preset, a --config file), checked; a GenbenchError naming
+        `source` for an unknown option or recipe or a combination the recipe cannot run."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise GenbenchError(f"{source}: unknown training options {unknown}; valid ones: {sorted(names)}")
-        config = cls(**values)
-        config.betas = tuple(config.betas)
-        if config.recipe not in RECIPES:
-            raise GenbenchError(f"{source}: recipe {config.recipe!r}; use one of {RECIPES}")
-        if config.recipe == "repae" and config.vae is None:
-            raise GenbenchError(f"{source}: the repae recipe trains a VAE; set 'vae'")
-        if config.recipe != "sit" and config.encoder is None:
+        config = cls(**{**values, "betas": tuple(values.get("betas", cls.betas))})
+        recipe = recipe_spec(config.recipe, source)
+        if recipe.encoder and config.encoder is None:
             raise GenbenchError(f"{source}: recipe {config.recipe} needs an 'encoder'")
-        if config.disc_weights and config.recipe != "repae":
+        if config.disc_weights and not recipe.trains_vae:
             raise GenbenchError(f"{source}: disc_weights is for the repae recipe; drop it or use repae")
         if config.mixed_precision not in ("no", "bf16"):
             raise GenbenchError(f"{source}: mixed_precision must be 'no' or 'bf16'")
@@ -133,6 +167,10 @@ class TrainConfig:
         trained the VAE and discriminator at `lr` and flipped images at random; resuming keeps that."""
         legacy = {"vae_lr": values.get("lr", cls.lr), "disc_lr": values.get("lr", cls.lr), "hflip": True}
         return cls.from_dict({**legacy, **values}, source)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The JSON form checkpoints and the run's config.json hold (from_dict / from_checkpoint read it)."""
+        return json.dumps(dataclasses.asdict(self), indent=indent)
 
 
 PRESETS: dict[str, dict] = {
@@ -182,8 +220,107 @@ class SiTObjective(nn.Module):
         return v, target, projected
 
 
+def _build_encoder(config: TrainConfig) -> nn.Module:
+    options = {k: v for k, v in config.encoder.items() if k != "name"}
+    return build_encoder(config.encoder["name"], config.resolution, **options)
+
+
+def _latent_geometry(vae: dict) -> tuple[int, int]:
+    """(downsample factor, latent channels) of a VAE config, read off a build on the meta device (shapes
+    only: no memory, no weights, no random draws)."""
+    with torch.device("meta"):
+        built = build_vae_from_config({"vae": vae})
+    return built.downsample_factor, built.z_channels
+
+
+def resolve(config: TrainConfig, dataset: ImageDataset) -> TrainConfig:
+    """`config` with everything that depends on the recipe, the data or the networks filled in: num_classes
+    (the data's), latent_norm (the recipe's), encoder (None for recipes without one), cache_latents (off
+    for recipes that train the VAE) and the SiT's input_size, in_channels, num_classes, class_dropout_prob,
+    latent_norm, latent_scale and z_dim. A resolved config resolves to itself.
+
+    The SiT's z_dim is the encoder's token width; encoders declare it only once built, so the encoder is
+    built here when the config does not record z_dim yet (before the trainer seeds its random draws)."""
+    recipe = recipe_spec(config.recipe)
+    if config.vae is None:
+        raise GenbenchError("config: a VAE is required (latent SiT); set 'vae'")
+    num_classes = dataset.num_classes if config.num_classes is None else config.num_classes
+    latent_norm = recipe.latent_norm if config.latent_norm is None else config.latent_norm
+    if config.latents_stats and latent_norm != "batchnorm":
+        raise GenbenchError(f"{config.latents_stats}: latents stats need latent_norm 'batchnorm'")
+    encoder = config.encoder if recipe.encoder else None
+    if encoder is None:
+        z_dim = 0
+    else:
+        z_dim = config.sit.get("z_dim") or _build_encoder(dataclasses.replace(config, encoder=encoder)).z_dim
+    factor, channels = _latent_geometry(config.vae)
+    sit = {**config.sit, "input_size": config.resolution // factor, "in_channels": channels,
+           "num_classes": num_classes, "class_dropout_prob": config.class_dropout_prob,
+           "latent_norm": latent_norm, "latent_scale": config.latent_scale, "z_dim": z_dim}
+    return dataclasses.replace(config, sit=sit, num_classes=num_classes, latent_norm=latent_norm,
+                               encoder=encoder, cache_latents=config.cache_latents and not recipe.trains_vae)
+
+
+@dataclass
+class Networks:
+    """A run's networks as `build_models` makes them, on the CPU."""
+
+    vae: nn.Module
+    encoder: nn.Module | None
+    sit: SiT
+    discriminator: NLayerDiscriminator | None
+
+
+def build_models(config: TrainConfig, pretrained: bool = True) -> Networks:
+    """The networks of a resolved config, which is only read. They are built in one fixed order (VAE,
+    encoder, SiT, discriminator), which fixes their random initialisation for a seed. `pretrained=False`
+    skips the weight files the config names (vae_weights, latents_stats, disc_weights): a resumed run
+    loads every weight from its checkpoint."""
+    if config.vae_weights and pretrained:
+        vae = load_official_vae(config.vae_weights, config.vae["preset"],
+                                **{k: v for k, v in config.vae.items() if k != "preset"})
+    else:
+        vae = build_vae_from_config({"vae": config.vae})
+    encoder = _build_encoder(config) if config.encoder is not None else None
+    sit = build_sit_from_config({"sit": config.sit})
+    if config.latents_stats and pretrained:
+        sit.latent_norm.load_latents_stats(*read_latents_stats(config.latents_stats))
+    _check_encoder_fits(config, encoder, sit)
+    discriminator = None
+    if recipe_spec(config.recipe).trains_vae:
+        discriminator = NLayerDiscriminator(3, config.disc_ndf, config.disc_layers)
+        if config.disc_weights and pretrained:
+            load_pretrained_discriminator(discriminator, config.disc_weights)
+    return Networks(vae, encoder, sit, discriminator)
+
+
+def _check_encoder_fits(config: TrainConfig, encoder: nn.Module | None, sit: SiT) -> None:
+    """The encoder's tokens must match the SiT's token grid and its projector's width (z_dim)."""
+    if encoder is None:
+        return
+    probe = torch.zeros(1, 3, config.resolution, config.resolution, dtype=torch.uint8)
+    _, tokens, width = encoder(probe).shape
+    if tokens != sit.grid_size ** 2:
+        raise GenbenchError(f"encoder {config.encoder['name']} gives {tokens} tokens but the SiT "
+                            f"has {sit.grid_size ** 2}; change the SiT patch or the encoder grid")
+    if width != config.sit["z_dim"]:
+        raise GenbenchError(f"encoder {config.encoder['name']} gives tokens of width {width} but the SiT's "
+                            f"z_dim is {config.sit['z_dim']}; drop z_dim from 'sit' (it is the encoder's)")
+
+
+class Batch(NamedTuple):
+    """This process's share of one global batch: uint8 images [N, 3, H, W], labels [N], the images' dataset
+    index [N] and whether each is flipped [N]."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor
+    flip: torch.Tensor
+
+
 class Trainer:
-    """One training run. `on_update(name)` (tests) is called after each backward, before the step.
+    """One training run of a resolved `config` (it is resolved here against the dataset if it is not).
+    `on_update(name)` (tests) is called after each backward, before the step.
 
     `pretrained=False` (resume) builds the modules without reading the weight files the config names
     (vae_weights, latents_stats, disc_weights): the checkpoint holds every weight."""
@@ -192,45 +329,25 @@ class Trainer:
                  pretrained: bool = True):
         self.rank, self.world = init_distributed()
         self.pretrained = pretrained
-        self.config, self.dataset, self.device = config, dataset, torch.device(device)
+        self.config, self.dataset, self.device = resolve(config, dataset), dataset, torch.device(device)
+        self.recipe = RECIPES[self.config.recipe]
         self.step = 0
         self.on_update: Callable[[str], None] | None = None
-        if config.batch_size % self.world:
-            raise GenbenchError(f"batch_size {config.batch_size} is not divisible by {self.world} processes")
+        if self.config.batch_size % self.world:
+            raise GenbenchError(f"batch_size {self.config.batch_size} is not divisible by {self.world} "
+                                "processes")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        torch.manual_seed(config.seed + self.rank)
+        torch.manual_seed(self.config.seed + self.rank)
         self._build_models()
         self._build_optimisation()
-        caching = config.cache_latents and config.recipe != "repae"
-        self.latent_cache = self._cache_latents() if caching else None
+        self.latent_cache = self._cache_latents() if self.config.cache_latents else None
 
     # ----------------------------------------------------------------- building
     def _build_models(self) -> None:
-        config = self.config
-        if config.num_classes is None:
-            config.num_classes = self.dataset.num_classes
-        if config.vae is None:
-            raise GenbenchError("config: a VAE is required (latent SiT); set 'vae'")
-        if config.vae_weights and self.pretrained:
-            self.vae = load_official_vae(config.vae_weights, config.vae["preset"],
-                                         **{k: v for k, v in config.vae.items() if k != "preset"})
-        else:
-            self.vae = build_vae_from_config(dataclasses.asdict(config))
-        self.encoder = (build_encoder(config.encoder["name"], config.resolution, **{
-            k: v for k, v in config.encoder.items() if k != "name"}) if config.recipe != "sit" else None)
-        norm = config.latent_norm or ("batchnorm" if config.recipe == "repae" else "scale")
-        config.sit = {**config.sit, "input_size": config.resolution // self.vae.downsample_factor,
-                      "in_channels": self.vae.z_channels, "num_classes": config.num_classes,
-                      "class_dropout_prob": config.class_dropout_prob, "latent_norm": norm,
-                      "latent_scale": config.latent_scale,
-                      "z_dim": self.encoder.z_dim if self.encoder is not None else 0}
-        self.sit = build_sit_from_config(dataclasses.asdict(config))
-        if config.latents_stats and self.pretrained:
-            if norm != "batchnorm":
-                raise GenbenchError(f"{config.latents_stats}: latents stats need latent_norm 'batchnorm'")
-            self.sit.latent_norm.load_latents_stats(*read_latents_stats(config.latents_stats))
-        self._check_token_grid()
+        networks = build_models(self.config, self.pretrained)
+        self.vae, self.encoder, self.sit = networks.vae, networks.encoder, networks.sit
+        self.discriminator = networks.discriminator
         self.sit.to(self.device)
         self.vae.to(self.device)
         self.encoder = self.encoder.to(self.device) if self.encoder is not None else None
@@ -238,15 +355,10 @@ class Trainer:
         if self.world > 1 and hasattr(self.sit.latent_norm, "sync"):
             self.sit.latent_norm.sync = True  # SyncBN over the global batch, as REPA-E under DDP
         self.objective = SiTObjective(self.sit)
-        self.discriminator = None
-        if config.recipe == "repae":
-            self.discriminator = NLayerDiscriminator(3, config.disc_ndf, config.disc_layers)
-            if config.disc_weights and self.pretrained:
-                load_pretrained_discriminator(self.discriminator, config.disc_weights)
+        if self.recipe.trains_vae:
             self.discriminator.to(self.device)
-            perceptual = self._perceptual()
-            self.vae_loss = VAERegularizationLoss(perceptual, config.perceptual_weight, config.kl_weight,
-                                                  config.gan_weight)
+            self.vae_loss = VAERegularizationLoss(self._perceptual(), self.config.perceptual_weight,
+                                                  self.config.kl_weight, self.config.gan_weight)
             self.vae_loss.to(self.device)
         else:
             self.vae.eval().requires_grad_(False)
@@ -260,15 +372,6 @@ class Trainer:
             shipped = config.perceptual_net == "shapes"
             return load_shapes_perceptual(None if shipped else config.perceptual_net)
         return build_lpips() if config.lpips else None
-
-    def _check_token_grid(self) -> None:
-        if self.encoder is None:
-            return
-        probe = torch.zeros(1, 3, self.config.resolution, self.config.resolution, dtype=torch.uint8)
-        tokens = self.encoder(probe).shape[1]
-        if tokens != self.sit.grid_size ** 2:
-            raise GenbenchError(f"encoder {self.config.encoder['name']} gives {tokens} tokens but the SiT "
-                                f"has {self.sit.grid_size ** 2}; change the SiT patch or the encoder grid")
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         """DDP under torchrun, torch.compile when asked; the plain module otherwise."""
@@ -286,7 +389,7 @@ class Trainer:
 
         self.optimizers = {"sit": adamw(self.sit, config.lr)}
         self.objective_train = self._wrap(self.objective)
-        if config.recipe == "repae":
+        if self.recipe.trains_vae:
             self.optimizers |= {"vae": adamw(self.vae, config.vae_lr),
                                 "discriminator": adamw(self.discriminator, config.disc_lr)}
             self.vae_train = self._wrap(self.vae)
@@ -314,16 +417,16 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.config.mixed_precision == "bf16")
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """This process's share of the global batch of `self.step`: (uint8 images, labels, index, flip)."""
+    def next_batch(self) -> Batch:
+        """This process's share of the global batch of `self.step`."""
         index, flip = self.dataset.batch_indices(self.step, self.config.batch_size, self.config.seed,
                                                  self.config.hflip)
         share = slice(self.rank * len(index) // self.world, (self.rank + 1) * len(index) // self.world)
         index, flip = index[share], flip[share]
         images = self.dataset.images_at(index, flip).to(self.device)
-        return images, self.dataset.labels[index].to(self.device), index, flip
+        return Batch(images, self.dataset.labels[index].to(self.device), index, flip)
 
-    def _update(self, name: str, loss: torch.Tensor, module: nn.Module) -> float:
+    def update(self, name: str, loss: torch.Tensor, module: nn.Module) -> float:
         """Backward, clip to grad_clip, step, clear grads. Returns the pre-clip gradient norm."""
         loss.backward()
         if self.on_update is not None:
@@ -333,8 +436,9 @@ class Trainer:
         self.optimizers[name].zero_grad(set_to_none=True)
         return norm.item()
 
-    def _sit_loss(self, v: torch.Tensor, target: torch.Tensor, projected: torch.Tensor | None,
-                  tokens: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def sit_loss(self, v: torch.Tensor, target: torch.Tensor, projected: torch.Tensor | None,
+                 tokens: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The SiT's loss: denoising, plus proj_coeff times REPA's alignment when there are tokens."""
         denoise = self.denoising_loss(v, target)
         if projected is None:
             return denoise, {"denoise": denoise.item()}
@@ -343,35 +447,37 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         """One iteration of the recipe; returns its losses and gradient norms."""
-        images, labels, index, flip = self.next_batch()
-        if self.config.recipe == "repae":
-            logs = self._repae_step(images, labels)
-        else:
-            logs = self._frozen_vae_step(images, labels, index, flip)
+        logs = self.recipe.step(self, self.next_batch())
         update_ema(self.ema, self.sit, self.config.ema_decay)
         self.step += 1
         return logs
 
-    def _encoder_tokens(self, images: torch.Tensor) -> torch.Tensor | None:
+    def encoder_tokens(self, images: torch.Tensor) -> torch.Tensor | None:
+        """REPA's target tokens of the batch's images (None without an encoder)."""
         if self.encoder is None:
             return None
         with torch.no_grad(), self.autocast():
             return self.encoder(images).float()
 
-    def _frozen_vae_step(self, images, labels, index, flip) -> dict[str, float]:
-        tokens = self._encoder_tokens(images)
+    def frozen_latents(self, batch: Batch) -> torch.Tensor:
+        """A draw of the frozen VAE's latents of the batch (from the latent cache when there is one)."""
         with torch.no_grad(), self.autocast():
             if self.latent_cache is not None:
-                z = DiagonalGaussian(self.latent_cache[index, flip.long()].to(self.device)).sample()
-            else:
-                z = self.vae.encode(to_signed_range(images)).sample()
+                moments = self.latent_cache[batch.index, batch.flip.long()]
+                return DiagonalGaussian(moments.to(self.device)).sample()
+            return self.vae.encode(to_signed_range(batch.images)).sample()
+
+    def frozen_vae_step(self, batch: Batch) -> dict[str, float]:
+        """The sit and repa recipes: one SiT update on the frozen VAE's latents."""
+        tokens = self.encoder_tokens(batch.images)
+        z = self.frozen_latents(batch)
         self.sit.train()
         self.sit.latent_norm.eval()  # frozen-VAE recipes keep the latent statistics fixed
         t, eps = self.interpolant.sample(z)
         with self.autocast():
-            v, target, projected = self.objective_train(z, t, eps, labels)
-            loss, logs = self._sit_loss(v, target, projected, tokens)
-        logs["grad_norm"] = self._update("sit", loss, self.sit)
+            v, target, projected = self.objective_train(z, t, eps, batch.labels)
+            loss, logs = self.sit_loss(v, target, projected, tokens)
+        logs["grad_norm"] = self.update("sit", loss, self.sit)
         return {"loss": loss.item(), **logs}
 
     @contextlib.contextmanager
@@ -393,10 +499,11 @@ class Trainer:
             norm.num_batches_tracked.copy_(tracked)
             norm.train(mode)
 
-    def _repae_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        config = self.config
-        tokens = self._encoder_tokens(images)
-        x = to_signed_range(images)
+    def repae_step(self, batch: Batch) -> dict[str, float]:
+        """The repae recipe: VAE, discriminator and SiT updates (module docstring)."""
+        config, labels = self.config, batch.labels
+        tokens = self.encoder_tokens(batch.images)
+        x = to_signed_range(batch.images)
         self.vae.train()
         with self.autocast():
             posterior, z, recon = self.vae_train(x)
@@ -411,21 +518,21 @@ class Trainer:
             vae_proj = self.projection_loss(projected, tokens)
             vae_loss = reg + config.vae_align_proj_coeff * vae_proj
         logs = {f"vae_{k}": v for k, v in logs.items()} | {"vae_proj": vae_proj.item()}
-        logs["vae_grad_norm"] = self._update("vae", vae_loss, self.vae)
+        logs["vae_grad_norm"] = self.update("vae", vae_loss, self.vae)
 
         # Discriminator update on (x, x_hat.detach()).
         self.discriminator.requires_grad_(True)
         with self.autocast():
             d_loss = self.hinge_loss(self.discriminator_train(x), self.discriminator_train(recon.detach()))
         logs["d_loss"] = d_loss.item()
-        logs["d_grad_norm"] = self._update("discriminator", d_loss, self.discriminator)
+        logs["d_grad_norm"] = self.update("discriminator", d_loss, self.discriminator)
 
         # SiT update on the detached latents; the latent BN uses (and updates) batch statistics.
         self.sit.train().requires_grad_(True)
         with self.autocast():
             v, target, projected = self.objective_train(z.detach(), t, eps, labels)
-            loss, sit_logs = self._sit_loss(v, target, projected, tokens)
-        sit_logs["grad_norm"] = self._update("sit", loss, self.sit)
+            loss, sit_logs = self.sit_loss(v, target, projected, tokens)
+        sit_logs["grad_norm"] = self.update("sit", loss, self.sit)
         return {"loss": loss.item(), "vae_loss": vae_loss.item(), **sit_logs, **logs}
 
     # -------------------------------------------------------------- checkpoints
@@ -441,7 +548,7 @@ class Trainer:
         return {"model": self.sit.state_dict(), "ema": self.ema.state_dict(), "vae": self.vae.state_dict(),
                 "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-                "config": json.dumps(dataclasses.asdict(self.config)), "step": self.step,
+                "config": self.config.to_json(), "step": self.step,
                 "rng": self._rng_states(), "data": self.data_fingerprint()}
 
     def data_fingerprint(self) -> dict:
@@ -476,22 +583,16 @@ class Trainer:
 
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint atomically (temp file, then os.replace); rank 0 only."""
-        path = Path(path)
         state = self.state_dict()
         if self.rank == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        return path
+            write_checkpoint(state, path)
+        return Path(path)
 
     @classmethod
     def resume(cls, path: str | Path, dataset: ImageDataset, device: str | torch.device = "cpu") -> Trainer:
         """Rebuild from a checkpoint's config and continue exactly where it stopped."""
-        state = read_checkpoint(path)
-        if "config" not in state or not isinstance(state.get("optimizers"), dict):
-            raise GenbenchError(f"{path}: not a genbench training checkpoint; start without --resume")
-        config = TrainConfig.from_checkpoint(checkpoint_config(state, path), str(path))
+        state, values = read_training_checkpoint(path)
+        config = TrainConfig.from_checkpoint(values, str(path))
         saved, given = state.get("data"), dataset_fingerprint(dataset)
         if saved is not None and saved != given:  # checkpoints before the fingerprint carry none
             raise GenbenchError(f"--data {dataset.source}: is not the data {path} was trained on (saved "
@@ -501,6 +602,13 @@ class Trainer:
         trainer._data_fingerprint = given
         trainer.load_state_dict(state, path)
         return trainer
+
+
+for _spec in (RecipeSpec("sit", Trainer.frozen_vae_step),
+              RecipeSpec("repa", Trainer.frozen_vae_step, encoder=True),
+              RecipeSpec("repae", Trainer.repae_step, encoder=True, trains_vae=True,
+                         latent_norm="batchnorm")):
+    register_recipe(_spec)
 
 
 def load_pretrained_discriminator(discriminator: nn.Module, path: str | Path) -> None:
@@ -525,28 +633,6 @@ def load_pretrained_discriminator(discriminator: nn.Module, path: str | Path) ->
                             f"disc_layers {discriminator.n_layers} ({shown}); set disc_ndf / disc_layers "
                             "to the checkpoint's")
     discriminator.load_state_dict(state, strict=True)
-
-
-def checkpoint_path(out_dir: str | Path, step: int) -> Path:
-    return Path(out_dir) / "checkpoints" / f"{step:07d}.pt"
-
-
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    checkpoints = sorted((Path(out_dir) / "checkpoints").glob("*.pt"))
-    return checkpoints[-1] if checkpoints else None
-
-
-def export_slim_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
-    """The last checkpoint of a run reduced to what sampling reads ({ema, vae, config, step}), written
-    atomically; returns `path`."""
-    last = latest_checkpoint(run_dir)
-    if last is None:
-        raise GenbenchError(f"{run_dir}: no checkpoints/*.pt to export; train first")
-    state = read_checkpoint(last)
-    path = Path(path)
-    with atomic_write(path, suffix=".pt") as tmp:
-        torch.save({key: state[key] for key in ("ema", "vae", "config", "step")}, tmp)
-    return path
 
 
 def _describe_data(fingerprint: object) -> str:
@@ -574,11 +660,13 @@ def truncate_log(path: Path, step: int) -> None:
 def train(trainer: Trainer, steps: int, out_dir: str | Path,
           log: Callable[[int, dict[str, float]], None] | None = None) -> Path:
     """Run until global step `steps`, checkpointing every `checkpoint_every` steps and at the end; logs go
-    to `log(step, values)` every `log_every` steps and to out_dir/log.jsonl."""
+    to `log(step, values)` every `log_every` steps and to out_dir/log.jsonl. The resolved config is written
+    to out_dir/config.json before the first step."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = latest_checkpoint(out_dir)
     if trainer.rank == 0:
+        write_text_atomic(out_dir / "config.json", trainer.config.to_json(indent=2) + "\n")
         truncate_log(out_dir / "log.jsonl", trainer.step)
     while trainer.step < steps:
         values = trainer.train_step()
