@@ -15,6 +15,9 @@ Stages (all on CPU, deterministic for a seed on one machine and torch build):
    tokens at the SiT's token grid. Seed k > 0 runs go to `<recipe>-seed<k>/`;
 4. optional ablations of REPA-E (`--ablations NAME=KEY:JSON,...;...`) in `<NAME>/`;
 5. slim checkpoints `demo-<run>.pt` ({ema, vae, config, step}) that `genbench sample/eval --model` read.
+
+Every stage is resumable: files that exist are kept, and a run whose folder holds checkpoints continues from
+the latest one (with the config saved in it) up to --steps.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from safetensors.torch import save_file
 
 import genbench  # noqa: F401  (torchvision shim)
-from genbench.models.checkpoints import build_vae_from_config, export_slim_checkpoint
+from genbench.models.checkpoints import build_vae_from_config, export_slim_checkpoint, latest_checkpoint
 from genbench.models.official import load_official_vae
 from genbench.training.data import ImageDataset
 from genbench.training.losses import NLayerDiscriminator
@@ -144,7 +147,12 @@ def main() -> None:
     runs += [(name, "repae", 0, overrides) for name, overrides in parse_ablations(args.ablations).items()]
     for name, recipe, seed, overrides in runs:
         run_dir = out / name
-        trainer = Trainer(recipe_config(recipe, seed, out, args, overrides), dataset)
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is not None:  # a run cut short continues exactly where it stopped, with its own config
+            trainer = Trainer.resume(checkpoint, dataset)
+            print(f"{name}: resumed {checkpoint} at step {trainer.step}", flush=True)
+        else:
+            trainer = Trainer(recipe_config(recipe, seed, out, args, overrides), dataset)
 
         def log(step: int, values: dict[str, float], name: str = name) -> None:
             print(f"{name} step {step}: loss {values['loss']:.4f}", flush=True)

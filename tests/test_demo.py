@@ -115,3 +115,11 @@ def test_training_script_rebuilds_the_demo_checkpoints_at_reduced_steps(tmp_path
     # REPA-E's whole regulariser: the second world network's perceptual term and the pre-trained discriminator
     assert repae["perceptual_net"] == "shapes" and repae["disc_weights"] == str(tmp_path / "discriminator.pt")
     assert (tmp_path / "discriminator.pt").is_file()
+    # run again with more steps: the tokenizer is kept and the run continues from its latest checkpoint
+    tokenizer = (tmp_path / "vae.safetensors").stat().st_mtime_ns
+    result = subprocess.run([*command[:-6], "--steps", "3", "--batch-size", "8", "--checkpoint-every", "1",
+                             "--recipes", "sit"], check=True, capture_output=True, cwd=ROOT, text=True)
+    assert f"sit: resumed {tmp_path / 'sit' / 'checkpoints' / '0000002.pt'} at step 2" in result.stdout
+    assert (tmp_path / "vae.safetensors").stat().st_mtime_ns == tokenizer
+    assert int(read_checkpoint(tmp_path / "demo-sit.pt")["step"]) == 3
+    assert len(list((tmp_path / "sit" / "checkpoints").glob("*.pt"))) == 3
