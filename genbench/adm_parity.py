@@ -100,12 +100,13 @@ def genbench_metrics(
 ) -> dict[str, float]:
     """`genbench eval --metrics fid,sfid,is,pr` on the same files (Inception extractor)."""
     from genbench.backbones import build_extractor
-    from genbench.evaluate import evaluate
+    from genbench.evaluate import evaluate_by_name
     from genbench.reference import ReferenceStats
     from genbench.sources import open_source
 
-    values, _ = evaluate(open_source(samples), ReferenceStats.load(reference), ["fid", "sfid", "is", "pr"],
-                         build_extractor("inception", weights), batch_size=batch_size, device=device)
+    extractor = build_extractor("inception", weights)
+    values, _ = evaluate_by_name(open_source(samples), ReferenceStats.load(reference),
+                                 ["fid", "sfid", "is", "pr"], extractor, batch_size=batch_size, device=device)
     return {name: float(values[name]) for name in METRICS}
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -239,104 +239,75 @@ def fd_infinities(
     return values
 
 
-def evaluate(
-    source: SampleSource,
-    reference: ReferenceStats | Sequence[ReferenceStats],
-    metric_names: Sequence[str] | Sequence[MetricRequest],
-    extractor: torch.nn.Module | dict[str, torch.nn.Module],
-    batch_size: int = 64,
-    device: str = "cpu",
-    num_workers: int = 0,
-    options: MetricOptions | None = None,
-    progress: ProgressCallback | None = None,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Run each extractor the metrics need once over the samples and compute them -> (metrics, provenance).
+@dataclass
+class _Sides:
+    """Per extractor name: the samples' and the reference's features, and the provenance record."""
 
-    `extractor` is the run's extractor, or {name: module} for each `runs_on` of `metric_names` given as
-    `plan_metrics` requests. `reference` is one or more reference files; each extractor uses the one made
-    with it (or reference images). `options.bootstrap` (resamples) adds confidence intervals,
-    `options.fd_infinity` FD-infinity for every Fréchet distance.
-    """
-    options = options or MetricOptions()
-    references = [reference] if isinstance(reference, ReferenceStats) else list(reference)
-    if isinstance(extractor, torch.nn.Module):
-        extractors = {extractor.name: extractor}
-        main = extractor.name
-    else:
-        extractors, main = dict(extractor), next(iter(extractor))
-    requests = [n if isinstance(n, MetricRequest) else plan_metrics([n], main)[0] for n in metric_names]
-    missing = sorted({r.runs_on for r in requests} - set(extractors))
-    if missing:
-        names = ", ".join(r.metric.name for r in requests if r.runs_on in missing)
-        raise GenbenchError(f"metrics {names} read the {', '.join(missing)} extractor(s), which this "
-                            "evaluation was not given")
-    check_sample_counts([r.metric for r in requests], len(source), options, source.description)
-    # the samples' class labels (class_acc), read and checked before any extraction
-    labels = torch.from_numpy(source.class_labels()) if any(r.metric.labels for r in requests) else None
+    samples: dict[str, FeatureSide] = field(default_factory=dict)
+    references: dict[str, FeatureSide] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sample_seconds: float = 0.0
+    reference_seconds: float = 0.0
+
+
+def _extract_sides(source: SampleSource, references: Sequence[ReferenceStats],
+                   requests: Sequence[MetricRequest], extractors: Mapping[str, torch.nn.Module],
+                   options: MetricOptions, labels: torch.Tensor | None, batch_size: int, device: str,
+                   num_workers: int, progress: ProgressCallback | None) -> _Sides:
+    """Each extractor the requests run on, once over the samples (and the reference where a metric reads
+    one)."""
+    sides = _Sides()
     keep_stats_rows = bool(options.bootstrap) or options.fd_infinity
-
-    samples: dict[str, FeatureSide] = {}
-    ref_sides: dict[str, FeatureSide] = {}
-    records: dict[str, dict[str, Any]] = {}
-    sample_seconds = ref_seconds = 0.0
     for name in dict.fromkeys(r.runs_on for r in requests):  # in request order, each extractor once
         module, group = extractors[name], [r for r in requests if r.runs_on == name]
         stats_for = sorted({r.metric.feature for r in group if r.metric.uses == "stats"})
         rows_for = sorted({r.metric.feature for r in group if r.metric.uses == "rows" or keep_stats_rows})
         extracted = extract(source, module, stats_for, rows_for, batch_size, device, num_workers, progress)
-        samples[name] = FeatureSide(extracted.gaussians, extracted.rows, labels)
-        sample_seconds += extracted.seconds
+        sides.samples[name] = FeatureSide(extracted.gaussians, extracted.rows, labels)
+        sides.sample_seconds += extracted.seconds
         record = {"name": module.name, "weights_sha256": module.weights_sha256,
                   "resize_mode": module.resize_mode, "keys": []}
         if any(r.metric.reference for r in group):
-            ref_sides[name], record["reference"], seconds = _reference_side(
+            sides.references[name], record["reference"], seconds = _reference_side(
                 references, module, group, options, batch_size, device, num_workers, progress)
-            ref_seconds += seconds
-        records[name] = record
+            sides.reference_seconds += seconds
+        sides.records[name] = record
+    return sides
 
-    start = time.perf_counter()
+
+def _compute(requests: Sequence[MetricRequest], sides: _Sides, options: MetricOptions, device: str
+             ) -> tuple[dict[str, float], list[tuple[MetricRequest, list[str]]]]:
+    """(values, [(request, its keys)]): every request, then FD-infinity and bootstrap intervals if asked."""
     values: dict[str, float] = {}
     computed: list[tuple[MetricRequest, list[str]]] = []
-    try:
-        for request in requests:
-            name = request.runs_on
-            result = request.compute(samples[name], ref_sides.get(name), options, device)
-            twice = ", ".join(result.keys() & values.keys())
-            if twice:
-                raise GenbenchError(f"'{request.metric.name}' gives {twice} twice; request each result once")
-            values.update(result)
-            computed.append((request, list(result)))
-            records[request.runs_on]["keys"] += list(result)
-        if options.fd_infinity:
-            values.update(fd_infinities(computed, samples, ref_sides, options))
-        if options.bootstrap:
-            values.update(bootstrap_intervals(requests, samples, ref_sides, dict(values), options, device))
-    except ValueError as error:
-        raise GenbenchError(f"{source.description}: {error}") from error
+    for request in requests:
+        name = request.runs_on
+        result = request.compute(sides.samples[name], sides.references.get(name), options, device)
+        twice = ", ".join(result.keys() & values.keys())
+        if twice:
+            raise GenbenchError(f"'{request.metric.name}' gives {twice} twice; request each result once")
+        values.update(result)
+        computed.append((request, list(result)))
+        sides.records[name]["keys"] += list(result)
+    if options.fd_infinity:
+        values.update(fd_infinities(computed, sides.samples, sides.references, options))
+    if options.bootstrap:
+        values.update(bootstrap_intervals(requests, sides.samples, sides.references, dict(values), options,
+                                          device))
+    return values, computed
 
-    first = extractors[requests[0].runs_on]
-    stand_ins = {r.extractor: r.runs_on for r in requests if r.extractor != r.runs_on}
-    provenance: dict[str, Any] = {
-        "extractor": first.name,
-        "weights_sha256": first.weights_sha256,
-        "resize_mode": first.resize_mode,
-        "extractors": records,
-        "samples": {"path": source.description, "count": len(source), "image_size": list(source.image_size)},
-        "reference": records[requests[0].runs_on].get("reference", {}),
-        "metric_options": dataclasses.asdict(options),
-        "device": device,
-        "world_size": rank_and_world()[1],
-        "timings": {
-            "extract_samples_s": round(sample_seconds, 3),
-            "extract_reference_s": round(ref_seconds, 3),
-            "metrics_s": round(time.perf_counter() - start, 3),
-        },
-    }
+
+def _notes(source: SampleSource, requests: Sequence[MetricRequest],
+           computed: list[tuple[MetricRequest, list[str]]], sides: _Sides, options: MetricOptions,
+           provenance: dict[str, Any]) -> list[str]:
+    """What a reader must know to compare these numbers: stand-in extractors, KID's subset size, few samples
+    (records the stand-ins and the KID subset size used in `provenance`)."""
     notes = []
+    stand_ins = {r.extractor: r.runs_on for r in requests if r.extractor != r.runs_on}
     if stand_ins:
         provenance["stand_ins"] = stand_ins
         for wanted, actual in stand_ins.items():
-            records[actual].setdefault("stands_in_for", []).append(wanted)
+            sides.records[actual].setdefault("stands_in_for", []).append(wanted)
         keys = [k for request, keys in computed if request.extractor != request.runs_on for k in keys]
         notes.append(
             f"{', '.join(keys)} computed with stand-in extractors "
@@ -345,8 +316,8 @@ def evaluate(
         )
     for request in requests:
         if request.metric.name == "kid" and options.kid_subset_size is None:
-            used = kid_subset_size(len(samples[request.runs_on].features("pool")),
-                                   len(ref_sides[request.runs_on].features("pool")))
+            used = kid_subset_size(len(sides.samples[request.runs_on].features("pool")),
+                                   len(sides.references[request.runs_on].features("pool")))
             provenance["metric_options"]["kid_subset_size"] = used
             if used < KID_SUBSET_SIZE:
                 notes.append(f"KID on subsets of {used} rows (fewer than {KID_SUBSET_SIZE} on one side): "
@@ -356,6 +327,79 @@ def evaluate(
             f"{len(source)} samples: FID is biased upwards below the {FULL_SAMPLE_COUNT:,} "
             "samples of published numbers; compare only at equal counts"
         )
+    return notes
+
+
+def evaluate(
+    source: SampleSource,
+    references: Sequence[ReferenceStats],
+    requests: Sequence[MetricRequest],
+    extractors: Mapping[str, torch.nn.Module],
+    batch_size: int = 64,
+    device: str = "cpu",
+    num_workers: int = 0,
+    options: MetricOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run each extractor the metrics need once over the samples and compute them -> (metrics, provenance).
+
+    `requests` come from `plan_metrics`; `extractors` holds a module for each request's `runs_on` (one
+    extractor: `{extractor.name: extractor}`). Each extractor uses the reference file made with it (or
+    reference images). `options.bootstrap` (resamples) adds confidence intervals, `options.fd_infinity`
+    FD-infinity for every Fréchet distance.
+    """
+    options = options or MetricOptions()
+    missing = sorted({r.runs_on for r in requests} - set(extractors))
+    if missing:
+        names = ", ".join(r.metric.name for r in requests if r.runs_on in missing)
+        raise GenbenchError(f"metrics {names} read the {', '.join(missing)} extractor(s), which this "
+                            "evaluation was not given")
+    check_sample_counts([r.metric for r in requests], len(source), options, source.description)
+    # the samples' class labels (class_acc), read and checked before any extraction
+    labels = torch.from_numpy(source.class_labels()) if any(r.metric.labels for r in requests) else None
+    sides = _extract_sides(source, references, requests, extractors, options, labels, batch_size, device,
+                           num_workers, progress)
+    start = time.perf_counter()
+    try:
+        values, computed = _compute(requests, sides, options, device)
+    except ValueError as error:
+        raise GenbenchError(f"{source.description}: {error}") from error
+
+    first = extractors[requests[0].runs_on]
+    provenance: dict[str, Any] = {
+        "extractor": first.name,
+        "weights_sha256": first.weights_sha256,
+        "resize_mode": first.resize_mode,
+        "extractors": sides.records,
+        "samples": {"path": source.description, "count": len(source), "image_size": list(source.image_size)},
+        "reference": sides.records[requests[0].runs_on].get("reference", {}),
+        "metric_options": dataclasses.asdict(options),
+        "device": device,
+        "world_size": rank_and_world()[1],
+        "timings": {
+            "extract_samples_s": round(sides.sample_seconds, 3),
+            "extract_reference_s": round(sides.reference_seconds, 3),
+            "metrics_s": round(time.perf_counter() - start, 3),
+        },
+    }
+    notes = _notes(source, requests, computed, sides, options, provenance)
     if notes:
         provenance["note"] = "; ".join(notes)
     return values, provenance
+
+
+def evaluate_by_name(
+    source: SampleSource,
+    reference: ReferenceStats,
+    metric_names: Sequence[str],
+    extractor: torch.nn.Module,
+    batch_size: int = 64,
+    device: str = "cpu",
+    num_workers: int = 0,
+    options: MetricOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """`evaluate` with one reference file and one extractor, the metrics by name (`fid`, `pr@dinov2`)."""
+    requests = plan_metrics(metric_names, extractor.name)
+    return evaluate(source, [reference], requests, {extractor.name: extractor}, batch_size, device,
+                    num_workers, options, progress)

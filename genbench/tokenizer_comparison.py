@@ -338,13 +338,14 @@ def tokenizer_row(tokenizer: Tokenizer, source: SampleSource, reference: Referen
                   labels: np.ndarray | None, lpips: LPIPS | None, notes: list[str], settings: CompareSettings,
                   work_dir: Path) -> dict:
     """One board row: every column of the comparison for one tokenizer."""
-    from genbench.evaluate import evaluate
+    from genbench.evaluate import evaluate_by_name
 
     recon = reconstruct(tokenizer, source, work_dir / _work_name(tokenizer.spec), settings.batch_size,
                         settings.device, settings.probe_pool, lpips, keep_latents=labels is not None,
                         chunk_images=settings.chunk_images)
     recon_source = TensorSource(recon.images, f"{tokenizer.spec} reconstructions of {source.description}")
-    values, _ = evaluate(recon_source, reference, ["fid"], extractor, settings.batch_size, settings.device)
+    values, _ = evaluate_by_name(recon_source, reference, ["fid"], extractor, settings.batch_size,
+                                 settings.device)
     channels, h, w = recon.latent_shape
     height, width = source.image_size
     n = len(source)

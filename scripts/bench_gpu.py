@@ -328,7 +328,7 @@ def extraction_rows(report: Report, sizes: Sizes, device: str, weights: Path) ->
 def evaluation_row(report: Report, sizes: Sizes, device: str, weights: Path, tmp: Path) -> None:
     from genbench.metrics.spec import MetricOptions
 
-    from genbench.evaluate import build_reference, evaluate
+    from genbench.evaluate import build_reference, evaluate_by_name
     from genbench.extractors.inception import InceptionFeatures
     from genbench.sources import open_source
 
@@ -347,7 +347,7 @@ def evaluation_row(report: Report, sizes: Sizes, device: str, weights: Path, tmp
             reference = build_reference(open_source(tmp / "reference.npz"), extractor,
                                         sizes.extract_batch, device, workers)
             options = MetricOptions(kid_subset_size=sizes.kid_subset, is_split_size=sizes.is_split)
-            seconds, (metrics, provenance) = timed(device, lambda: evaluate(
+            seconds, (metrics, provenance) = timed(device, lambda: evaluate_by_name(
                 open_source(tmp / "samples.npz"), reference, ["fid", "sfid", "is", "pr", "kid"], extractor,
                 sizes.extract_batch, device, workers, options))
         timings = provenance["timings"]

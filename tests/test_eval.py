@@ -10,7 +10,7 @@ import torch_fidelity
 from conftest import random_images, write_png_folder
 from genbench.metrics.spec import MetricOptions
 
-from genbench.evaluate import build_reference, evaluate
+from genbench.evaluate import build_reference, evaluate_by_name
 from genbench.extraction import extract
 from genbench.extractors.inception import InceptionFeatures
 from genbench.reference import ReferenceStats
@@ -43,7 +43,7 @@ def test_fid_is_kid_equal_torch_fidelity_on_same_images_and_weights(
     samples, reference = image_sets
     ref_stats = reference_stats
     options = MetricOptions(is_split_size=N // 2, kid_subset_size=5, kid_subsets=5, seed=3)
-    ours, provenance = evaluate(
+    ours, provenance = evaluate_by_name(
         open_source(samples), ref_stats, ["fid", "is", "kid"], extractor, batch_size=8, options=options
     )
     peer = torch_fidelity.calculate_metrics(
@@ -114,8 +114,8 @@ def test_adm_reference_batch_without_features_uses_its_images(
     adm = ReferenceStats.load(tmp_path / "adm.npz")
     assert adm.meta["extractor"] == "inception" and not adm.rows
     samples = open_source(np.asarray(images[:5]))  # few samples: this test is about the reference side
-    via_images, provenance = evaluate(samples, adm, ["fid", "pr"], extractor, batch_size=8)
-    via_rows, _ = evaluate(samples, built, ["fid", "pr"], extractor, batch_size=8)
+    via_images, provenance = evaluate_by_name(samples, adm, ["fid", "pr"], extractor, batch_size=8)
+    via_rows, _ = evaluate_by_name(samples, built, ["fid", "pr"], extractor, batch_size=8)
     assert via_images == pytest.approx(via_rows, rel=1e-6)
     assert provenance["timings"]["extract_reference_s"] > 0  # arr_0 was extracted
     assert via_images["precision"] == 1.0  # the samples are reference images: inside the real manifold

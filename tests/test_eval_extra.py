@@ -14,7 +14,7 @@ from test_extractors_extra import clip_folder, dinov2_folder  # noqa: F401  (fix
 
 from genbench.backbones import build_extractor
 from genbench.errors import GenbenchError
-from genbench.evaluate import build_reference, evaluate, plan_metrics
+from genbench.evaluate import build_reference, evaluate_by_name, plan_metrics
 from genbench.reference import ReferenceStats
 from genbench.sources import open_source
 
@@ -151,8 +151,8 @@ def test_bootstrap_intervals_match_a_brute_force_bootstrap(shapes_world):
     samples = open_source(shapes_world / "samples.npz")
     reference = build_reference(open_source(shapes_world / "ref_images.npz"), extractor)
     options = MetricOptions(bootstrap=40, bootstrap_seed=3, dc_k=3)
-    values, provenance = evaluate(samples, reference, ["fid", "cmmd@moments", "density_coverage"], extractor,
-                                  options=options)
+    values, provenance = evaluate_by_name(samples, reference, ["fid", "cmmd@moments", "density_coverage"],
+                                          extractor, options=options)
 
     images = torch.from_numpy(np.load(shapes_world / "samples.npz")["arr_0"]).permute(0, 3, 1, 2)
     x = extractor(images)["pool"]
@@ -177,7 +177,8 @@ def test_fd_infinity_matches_a_brute_force_fit_and_refuses_too_few_samples(shape
     extractor = MomentFeatures()
     samples = open_source(shapes_world / "ref_images.npz")  # 80 images: the fit starts at 8 > 6 dimensions
     reference = build_reference(open_source(shapes_world / "samples.npz"), extractor)
-    values, _ = evaluate(samples, reference, ["fid"], extractor, options=MetricOptions(fd_infinity=True))
+    options = MetricOptions(fd_infinity=True)
+    values, _ = evaluate_by_name(samples, reference, ["fid"], extractor, options=options)
 
     x = extractor(torch.from_numpy(np.load(shapes_world / "ref_images.npz")["arr_0"]).permute(0, 3, 1, 2))
     x, y = x["pool"].double().numpy(), reference.rows["pool"].astype(np.float64)
@@ -189,7 +190,7 @@ def test_fd_infinity_matches_a_brute_force_fit_and_refuses_too_few_samples(shape
 
     few = open_source(np.load(shapes_world / "samples.npz")["arr_0"][:40])  # fit from 4 rows of 6-d
     with pytest.raises(GenbenchError, match="not more than its 6 feature dimensions"):
-        evaluate(few, reference, ["fid"], extractor, options=MetricOptions(fd_infinity=True))
+        evaluate_by_name(few, reference, ["fid"], extractor, options=MetricOptions(fd_infinity=True))
 
 
 def test_bootstrap_and_fd_infinity_through_the_cli(shapes_world, capsys, monkeypatch):
