@@ -123,13 +123,13 @@ def _inception(weights: str | Path | None, variant: str | None) -> nn.Module:
 
 
 def _shapes(weights: str | Path | None, variant: str | None) -> nn.Module:
-    from genbench.extractors.shapes import ShapesFeatures
+    from genbench.extractors.shapes_features import ShapesFeatures
 
     return ShapesFeatures.from_weights(weights)
 
 
 def _shapes_target(resolution: int, weights: str | Path | None = None, grid: int = 4) -> nn.Module:
-    from genbench.extractors.shapes import build_shapes_encoder
+    from genbench.extractors.shapes_features import build_shapes_encoder
 
     return build_shapes_encoder(resolution, weights, grid)
 

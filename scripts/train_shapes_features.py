@@ -1,11 +1,11 @@
-"""Train the `shapes` world's feature network (genbench.extractors.shapes.ShapesNet) on a CPU and save it
-as safetensors. Deterministic given --seed (and the torch thread count): data come from the world's seeded
-streams, the model and batch order from torch's seeded generator.
+"""Train the `shapes` world's feature network (genbench.extractors.shapes_features.ShapesNet) on a CPU and
+save it as safetensors. Deterministic given --seed (and the torch thread count): data come from the world's
+seeded streams, the model and batch order from torch's seeded generator.
 
     python scripts/train_shapes_features.py --out genbench/worlds/weights/shapes_features.safetensors
 
 Prints parameter count, held-out accuracy on a fresh stream, file size and SHA-256 (record the SHA-256 in
-genbench/extractors/shapes.py: WEIGHTS_SHA256 when shipping new weights).
+genbench/extractors/shapes_features.py: WEIGHTS_SHA256 when shipping new weights).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from genbench.extractors.shapes import ShapesNet
+from genbench.extractors.shapes_features import ShapesNet
 from genbench.io import atomic_write, sha256_file
 from genbench.worlds import ShapesWorld
 

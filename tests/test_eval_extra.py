@@ -57,7 +57,7 @@ def shapes_rows(path) -> np.ndarray:
 def test_fd_dinov2_cmmd_density_coverage_run_end_to_end_with_shapes_standing_in(
     shapes_world, capsys, monkeypatch
 ):
-    from genbench.extractors.shapes import ShapesFeatures
+    from genbench.extractors.shapes_features import ShapesFeatures
 
     passes = []
     forward = ShapesFeatures.forward

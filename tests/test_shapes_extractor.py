@@ -13,7 +13,7 @@ from genbench.metrics.frechet import frechet_distance
 from safetensors.torch import load_file
 
 from genbench.errors import GenbenchError
-from genbench.extractors.shapes import (
+from genbench.extractors.shapes_features import (
     WEIGHTS_PATH,
     WEIGHTS_SHA256,
     ShapesFeatures,

@@ -1,13 +1,13 @@
 """The shapes world's perceptual distance: LPIPS's recipe on a second network of the world.
 
 LPIPS compares unit-normalised activations of a fixed classifier (VGG on ImageNet) layer by layer. In the
-shapes world the evaluation network (`genbench.extractors.shapes`, weights shapes_features.safetensors) must
-not be the one a tokenizer or REPA-E's VAE is trained against, or the metrics it gives would reward fitting
-that one network. This module uses a second ShapesNet (`shapes_perceptual.safetensors`): other widths
-(16, 32, 64, 128 instead of 24, 48, 96, 192), another seed and another training stream
-(`scripts/train_shapes_features.py --seed 7 --widths 16,32,64,128`). As LPIPS without its learned linear
-heads (the "baseline" variant): d(x, y) = sum_l mean_hw || n(f_l(x)) - n(f_l(y)) ||^2 over the ReLU
-outputs of the four stages, n = unit norm over channels.
+shapes world the evaluation network (`genbench.extractors.shapes_features`, weights
+shapes_features.safetensors) must not be the one a tokenizer or REPA-E's VAE is trained against, or the
+metrics it gives would reward fitting that one network. This module uses a second ShapesNet
+(`shapes_perceptual.safetensors`): other widths (16, 32, 64, 128 instead of 24, 48, 96, 192), another seed and
+another training stream (`scripts/train_shapes_features.py --seed 7 --widths 16,32,64,128`). As LPIPS without
+its learned linear heads (the "baseline" variant): d(x, y) = sum_l mean_hw || n(f_l(x)) - n(f_l(y)) ||^2 over
+the ReLU outputs of the four stages, n = unit norm over channels.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genbench.extractors.shapes import ShapesNet, load_shapes_net
+from genbench.extractors.shapes_features import ShapesNet, load_shapes_net
 from genbench.weights import verify_sha256
 
 PERCEPTUAL_PATH = Path(__file__).resolve().parent / "weights" / "shapes_perceptual.safetensors"
