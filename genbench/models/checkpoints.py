@@ -127,7 +127,4 @@ def export_slim_checkpoint(run_dir: str | Path, path: str | Path) -> Path:
     if last is None:
         raise GenbenchError(f"{run_dir}: no checkpoints/*.pt to export; train first")
     state = read_checkpoint(last)
-    path = Path(path)
-    with atomic_write(path, suffix=".pt") as tmp:
-        torch.save({key: state[key] for key in SLIM_KEYS}, tmp)
-    return path
+    return write_checkpoint({key: state[key] for key in SLIM_KEYS}, path)
