@@ -28,15 +28,21 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import genbench  # noqa: F401  (torchvision shim)
+from genbench.backbones import build_extractor
 from genbench.models.checkpoints import build_vae_from_config, export_slim_checkpoint, latest_checkpoint
 from genbench.models.official import load_official_vae
 from genbench.training.data import ImageDataset
 from genbench.training.losses import NLayerDiscriminator
 from genbench.training.recipes import RECIPES, TrainConfig, Trainer, train
-from genbench.training.tokenizer_pretraining import latents_stats, pretrain_discriminator, pretrain_vae
+from genbench.training.tokenizer_pretraining import (
+    latents_stats,
+    pretrain_discriminator,
+    pretrain_vae,
+    reconstruction_fidelity,
+)
 from genbench.worlds import ShapesWorld
 from genbench.worlds.perceptual import load_shapes_perceptual
 
@@ -67,7 +73,10 @@ def recipe_config(recipe: str, seed: int, out: Path, args: argparse.Namespace, o
 
 
 def build_tokenizer(out: Path, dataset: ImageDataset, args: argparse.Namespace) -> None:
-    """vae.safetensors, vae-latents-stats.pt and discriminator.pt in `out` (skipped when present)."""
+    """vae.safetensors, vae-latents-stats.pt and discriminator.pt in `out` (skipped when present).
+
+    The VAE after each pre-training segment is kept as vae-segments/vae-<steps so far>.safetensors, and a
+    run continues from the last one it finds: a longer --vae-segments list extends an earlier tokenizer."""
     started = time.time()
     if not (out / "vae.safetensors").exists():
         def log_vae(step: int, values: dict[str, float]) -> None:
@@ -75,11 +84,21 @@ def build_tokenizer(out: Path, dataset: ImageDataset, args: argparse.Namespace) 
                 print(f"vae step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()), flush=True)
 
         vae, perceptual = build_vae_from_config({"vae": TOKENIZER}), load_shapes_perceptual()
+        segments = out / "vae-segments"
+        segments.mkdir(exist_ok=True)
+        done = 0
         for steps in map(int, args.vae_segments.split(",")):
-            # each segment restarts the optimiser, its cosine tail and the batch order (warm restarts), as
-            # the sweep's continuation rows did
-            vae = pretrain_vae(vae, dataset, steps, args.vae_batch_size, seed=0, log=log_vae,
-                               perceptual=perceptual, perceptual_weight=args.vae_perceptual)
+            path = segments / f"vae-{done + steps:05d}.safetensors"
+            if path.exists():
+                vae.load_state_dict(load_file(str(path)))
+            else:
+                # each segment restarts the optimiser, its cosine tail and the batch order (warm restarts),
+                # as the sweep's continuation rows did
+                vae = pretrain_vae(vae, dataset, steps, args.vae_batch_size, seed=0, log=log_vae,
+                                   perceptual=perceptual, perceptual_weight=args.vae_perceptual)
+                save_file(vae.state_dict(), str(path))
+            done += steps
+            print(f"tokenizer after {done} steps: {class_ceiling(vae.eval())}", flush=True)
         torch.save(latents_stats(vae, dataset), out / "vae-latents-stats.pt")
         save_file(vae.state_dict(), str(out / "vae.safetensors"))
     if not (out / "discriminator.pt").exists():
@@ -88,6 +107,14 @@ def build_tokenizer(out: Path, dataset: ImageDataset, args: argparse.Namespace) 
         pretrain_discriminator(discriminator, vae, dataset, args.disc_steps, args.batch_size)
         torch.save(discriminator.state_dict(), out / "discriminator.pt")
     print(f"tokenizer ready ({time.time() - started:.0f} s)", flush=True)
+
+
+def class_ceiling(vae: torch.nn.Module) -> str:
+    """The world classifier on reconstructions of 1,000 held-out images (seed 3), as the sweep measures it."""
+    images, labels, _ = ShapesWorld(32).sample(1000, seed=3)
+    classifier = build_extractor("shapes").net
+    fidelity = reconstruction_fidelity(vae, torch.from_numpy(images), torch.from_numpy(labels), classifier)
+    return ", ".join(f"{k} {v:.4f}" for k, v in fidelity.items())
 
 
 def parse_ablations(text: str) -> dict[str, dict]:

@@ -123,3 +123,13 @@ def test_training_script_rebuilds_the_demo_checkpoints_at_reduced_steps(tmp_path
     assert (tmp_path / "vae.safetensors").stat().st_mtime_ns == tokenizer
     assert int(read_checkpoint(tmp_path / "demo-sit.pt")["step"]) == 3
     assert len(list((tmp_path / "sit" / "checkpoints").glob("*.pt"))) == 3
+    # a longer segment list extends the tokenizer from its last kept segment instead of starting over
+    segments = tmp_path / "vae-segments"
+    assert sorted(p.name for p in segments.iterdir()) == ["vae-00001.safetensors", "vae-00002.safetensors"]
+    kept = (segments / "vae-00002.safetensors").stat().st_mtime_ns
+    (tmp_path / "vae.safetensors").unlink()
+    result = subprocess.run([*command[:6], "--vae-segments", "1,1,1", "--vae-batch-size", "8", "--disc-steps",
+                             "2", "--recipes", ""], check=True, capture_output=True, cwd=ROOT, text=True)
+    assert (segments / "vae-00002.safetensors").stat().st_mtime_ns == kept
+    assert (segments / "vae-00003.safetensors").is_file() and (tmp_path / "vae.safetensors").is_file()
+    assert "tokenizer after 3 steps: class_acc 0." in result.stdout
