@@ -18,7 +18,7 @@ SEEDS=${SEEDS:-0,1}
 CURVE_NUM=${CURVE_NUM:-500}
 NUM=${NUM:-2000}
 CFG=${CFG:-4}
-DEMO=${DEMO:-repae}
+DEMO=${DEMO:-repa}
 # REPA-E ablations (rows of the board): a 10x smaller VAE learning rate, and the VAE pass with batch-statistics
 # BatchNorm (a documented deviation from upstream, TrainConfig.vae_pass_batch_stats)
 ABLATIONS=${ABLATIONS:-"repae-vaelr1e-5=vae_lr:1e-5;repae-bnbatch=vae_pass_batch_stats:true"}
