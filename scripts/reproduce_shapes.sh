@@ -8,7 +8,8 @@
 #   # STEPS=4000 SEEDS=0,1 CURVE_NUM=500 NUM=2000 CFG=4 DEMO=<run shipped as `demo`> by default
 #
 # Outputs: OUT_DIR/{train.npz, vae.safetensors, discriminator.pt, <run>/checkpoints, demo-<run>.pt,
-# eval/*.json, final-*.json}, leaderboards/shapes.csv (+ .md) rows demo:<run>, demo:<run>@cfg<CFG> and demo,
+# eval/*.json, final-*.json}, leaderboards/shapes.csv (+ .md) rows demo:<recipe>, seed<k>:<recipe>,
+# ablation:<name>, each also @cfg<CFG>, and demo,
 # leaderboards/shapes_fid_curve.png. To ship new checkpoints copy OUT_DIR/demo-{sit,repa,repae}.pt to
 # genbench/worlds/weights/, update CHECKPOINT_SHA256 (and DEFAULT_RECIPE) in genbench/worlds/demo.py.
 set -euo pipefail
@@ -41,17 +42,23 @@ python scripts/plot_shapes_curve.py "$OUT/eval" --out leaderboards/shapes_fid_cu
 for model in "$OUT"/demo-*.pt; do
   run=$(basename "$model" .pt)
   run=${run#demo-}
+  # board names: demo:<recipe> for seed 0, seed<k>:<recipe> for seed k, ablation:<name> for the ablations
+  case $run in
+    *-seed*) name="seed${run##*-seed}:${run%-seed*}" ;;
+    sit|repa|repae) name="demo:$run" ;;
+    *) name="ablation:$run" ;;
+  esac
   # the demo settings (genbench.worlds.demo.DEMO): 2000 samples, SDE 50 steps, shapes features
   genbench eval --model "$model" --num "$NUM" "${SAMPLING[@]}" --metrics fid,sfid,is,pr,kid,class_acc \
     --out "$OUT/final-$run.json"
-  genbench leaderboard add "$OUT/final-$run.json" --board "$BOARD" --name "demo:$run"
+  genbench leaderboard add "$OUT/final-$run.json" --board "$BOARD" --name "$name"
   # 95% intervals of FID and class accuracy on the same samples (P/R and KID would redo their k-NN radii
   # and subset draws for each of the 200 resamples)
   genbench eval --samples "$OUT/final-$run.samples.npz" --extractor shapes --ref "$REF" --metrics fid,class_acc \
     --bootstrap 200 --out "$OUT/final-$run-ci.json"
   genbench eval --model "$model" --num "$NUM" "${SAMPLING[@]}" --cfg-scale "$CFG" --metrics fid,class_acc \
     --bootstrap 200 --out "$OUT/final-$run-cfg$CFG.json"
-  genbench leaderboard add "$OUT/final-$run-cfg$CFG.json" --board "$BOARD" --name "demo:$run@cfg$CFG"
+  genbench leaderboard add "$OUT/final-$run-cfg$CFG.json" --board "$BOARD" --name "$name@cfg$CFG"
 done
 genbench leaderboard add "$OUT/final-$DEMO.json" --board "$BOARD" --name demo
 genbench leaderboard show --board "$BOARD" --format md --out "${BOARD%.csv}.md"
