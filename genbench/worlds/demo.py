@@ -22,9 +22,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REFERENCE_PATH = package_file("genbench.reference_stats", "shapes32.npz")
 REFERENCE_SHA256 = "0fccf02558390793fdb57c873a42d68f155bde4df969fcf4051fab033af5ec49"
 CHECKPOINT_SHA256 = {
-    "sit": "11b5458b85d6af170698154f12e8879eba6990f7ff7b2eaced37c4ac5caa2d4d",
-    "repa": "79990acf877feeb1fcd5645a38789d8d24c35146a2d8d7a6c4ee5e378d244020",
-    "repae": "7358291e3d4446e37c08b8207e3470e9002930da322a4ad00b3ed46b579ba57c",
+    "sit": "d8c7028c311a0f855c114bafb0109d143a52bbdc713bd58e51af29126f9c3404",
+    "repa": "34036bca8cdf7eceed930f8a709f2699a8b1cc6e3794f152b8bdd4a81f3d85b6",
+    "repae": "07140eabfdc5e3d82d4e40a78d04be5f069299b14e584c521e349a1f6917f2a4",
 }
 DEFAULT_RECIPE = "repa"  # the best-measured of the shipped models (README, leaderboards/shapes.md)
 
@@ -43,7 +43,7 @@ DEMO = DemoSettings()
 
 
 def demo_recipe(name: str) -> str | None:
-    """"demo" -> "repae", "demo:sit" -> "sit", ...; None when `name` is not a demo name."""
+    """"demo" -> DEFAULT_RECIPE, "demo:sit" -> "sit", ...; None when `name` is not a demo name."""
     if name == "demo":
         return DEFAULT_RECIPE
     if not name.startswith("demo:"):
