@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 import genbench  # noqa: F401  (torchvision shim)
 from genbench.backbones import build_extractor
+from genbench.io import atomic_write
 from genbench.models.checkpoints import build_vae_from_config, export_slim_checkpoint, latest_checkpoint
 from genbench.models.official import load_official_vae
 from genbench.training.data import ImageDataset
@@ -85,37 +86,45 @@ def build_tokenizer(out: Path, dataset: ImageDataset, args: argparse.Namespace) 
                 print(f"vae step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()), flush=True)
 
         vae, perceptual = build_vae_from_config({"vae": TOKENIZER}), load_shapes_perceptual()
-        kept = out / "vae-segments"
-        kept.mkdir(exist_ok=True)
+        images, labels, _ = ShapesWorld(32).sample(1000, seed=3)  # the sweep's held-out images
+        heldout = torch.from_numpy(images), torch.from_numpy(labels), build_extractor("shapes").net
+
+        def kept(end: int) -> Path:
+            return out / "vae-segments" / f"vae-{end:05d}.safetensors"
+
         segments = [int(steps) for steps in args.vae_segments.split(",")]
         ends = list(itertools.accumulate(segments))
-        resume = max((i for i, end in enumerate(ends) if (kept / f"vae-{end:05d}.safetensors").exists()),
-                     default=-1)
+        resume = max((i for i, end in enumerate(ends) if kept(end).exists()), default=-1)
         if resume >= 0:
-            vae.load_state_dict(load_file(str(kept / f"vae-{ends[resume]:05d}.safetensors")))
+            vae.load_state_dict(load_file(str(kept(ends[resume]))))
             print(f"tokenizer: continuing after {ends[resume]} steps", flush=True)
         for steps, end in zip(segments[resume + 1:], ends[resume + 1:], strict=True):
             # each segment restarts the optimiser, its cosine tail and the batch order (warm restarts), as
             # the sweep's continuation rows did
             vae = pretrain_vae(vae, dataset, steps, args.vae_batch_size, seed=0, log=log_vae,
                                perceptual=perceptual, perceptual_weight=args.vae_perceptual)
-            save_file(vae.state_dict(), str(kept / f"vae-{end:05d}.safetensors"))
-            print(f"tokenizer after {end} steps: {class_ceiling(vae)}", flush=True)
-        torch.save(latents_stats(vae, dataset), out / "vae-latents-stats.pt")
-        save_file(vae.state_dict(), str(out / "vae.safetensors"))
+            # every file below is written atomically: its existence is what a rerun skips or resumes from
+            with atomic_write(kept(end)) as tmp:
+                save_file(vae.state_dict(), str(tmp))
+            print(f"tokenizer after {end} steps: {class_ceiling(vae, *heldout)}", flush=True)
+        with atomic_write(out / "vae-latents-stats.pt") as tmp:
+            torch.save(latents_stats(vae, dataset), tmp)
+        with atomic_write(out / "vae.safetensors") as tmp:
+            save_file(vae.state_dict(), str(tmp))
     if not (out / "discriminator.pt").exists():
         vae = load_official_vae(out / "vae.safetensors", **TOKENIZER)
         discriminator = NLayerDiscriminator(3, DISCRIMINATOR["disc_ndf"], DISCRIMINATOR["disc_layers"])
         pretrain_discriminator(discriminator, vae, dataset, args.disc_steps, args.batch_size)
-        torch.save(discriminator.state_dict(), out / "discriminator.pt")
+        with atomic_write(out / "discriminator.pt") as tmp:
+            torch.save(discriminator.state_dict(), tmp)
     print(f"tokenizer ready ({time.time() - started:.0f} s)", flush=True)
 
 
-def class_ceiling(vae: torch.nn.Module) -> str:
-    """The world classifier on reconstructions of 1,000 held-out images (seed 3), as the sweep measures it."""
-    images, labels, _ = ShapesWorld(32).sample(1000, seed=3)
-    classifier = build_extractor("shapes").net
-    fidelity = reconstruction_fidelity(vae, torch.from_numpy(images), torch.from_numpy(labels), classifier)
+def class_ceiling(vae: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  classifier: torch.nn.Module) -> str:
+    """The world classifier's top-1 (class, kind, colour) on the VAE's reconstructions, as the sweep
+    measures it."""
+    fidelity = reconstruction_fidelity(vae, images, labels, classifier)
     return ", ".join(f"{k} {v:.4f}" for k, v in fidelity.items())
 
 
